@@ -1,0 +1,11 @@
+from .formatting import PackClipInputs
+from .geometric import ClipCrop, ClipRandomFlip, ClipResize
+from .loading import FrameLoadError, LoadTrackletClip
+from .slots import (AssignInstanceSlots, TemplateCaption, TooManyInstancesError,
+                    describe_categories)
+
+__all__ = [
+    'LoadTrackletClip', 'FrameLoadError', 'ClipResize', 'ClipCrop', 'ClipRandomFlip',
+    'AssignInstanceSlots', 'TooManyInstancesError', 'TemplateCaption', 'describe_categories',
+    'PackClipInputs'
+]

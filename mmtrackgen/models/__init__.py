@@ -1,0 +1,3 @@
+from .data_preprocessors import ClipDataPreprocessor
+
+__all__ = ['ClipDataPreprocessor']

@@ -1,0 +1,3 @@
+from .tracklet_clip_sample import TrackletClipSample
+
+__all__ = ['TrackletClipSample']

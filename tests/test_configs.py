@@ -1,0 +1,52 @@
+"""The dataset configs parse, and a missing dataset stops at once naming path and README."""
+import re
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from mmtrackgen.registry import DATASETS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+REAL = {
+    'ytvis2021': ('data/youtube_vis_2021/annotations/youtube_vis_2021_train.json',
+                  'README.md#youtube-vis-2021'),
+    'mot17': ('data/MOT17/annotations/half-train_cocoformat.json', 'README.md#mot17'),
+    'got10k': ('data/got10k/annotations/got10k_train_cocoformat.json', 'README.md#got-10k'),
+}
+
+
+def readme_anchors():
+    with open(ROOT / 'README.md') as f:
+        headings = [line.lstrip('#').strip() for line in f if line.startswith('#')]
+    return {re.sub(r'[^a-z0-9 -]', '', h.lower()).replace(' ', '-') for h in headings}
+
+
+@pytest.mark.parametrize('name', sorted(REAL))
+def test_missing_real_dataset_names_path_and_readme_section(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/ here
+    cfg = Config.fromfile(str(ROOT / f'configs/_base_/datasets/{name}.py'))
+    init_default_scope(cfg.get('default_scope', 'mmtrackgen'))
+    path, hint = REAL[name]
+    with pytest.raises(FileNotFoundError) as info:
+        DATASETS.build(cfg.train_dataloader.dataset)
+    assert path in str(info.value) and hint in str(info.value)
+
+
+def test_readme_has_the_sections_configs_point_to():
+    anchors = readme_anchors()
+    for _, hint in REAL.values():
+        assert hint.split('#')[1] in anchors
+    cfg = Config.fromfile(str(ROOT / 'configs/_base_/datasets/synthetic.py'))
+    assert cfg.setup_hint.split('#')[1] in anchors
+
+
+def test_leaf_dataset_configs_keep_their_own_slot_counts():
+    mot = Config.fromfile(str(ROOT / 'configs/_base_/datasets/mot17.py'))
+    slots = [t['num_slots'] for loader in (mot.train_dataloader, mot.val_dataloader)
+             for t in loader.dataset.pipeline if t['type'] == 'AssignInstanceSlots']
+    assert slots == [32, 32] and mot.train_dataloader.dataset.metainfo.classes == ('pedestrian', )
+    yt = Config.fromfile(str(ROOT / 'configs/_base_/datasets/ytvis2021.py'))
+    assert yt.train_dataloader.dataset.clip_length == 16
