@@ -7,7 +7,7 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-outputs/demo}
 mkdir -p "$OUT"
 echo "== 1/2 synthetic world -> data/synthetic"
-"$PY" tools/make_synthetic.py --out data/synthetic
+"$PY" tools/make_synthetic.py --out data/synthetic --overwrite
 echo "== 2/2 clips with their tracklets -> $OUT/train_clips.png, $OUT/val_clips.png"
 "$PY" tools/browse_dataset.py configs/_base_/datasets/synthetic.py --split train \
     --out "$OUT/train_clips.png"

@@ -13,7 +13,9 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     exit 0
 fi
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
-pip() { "$VENV/bin/python" -m pip "$@"; }
+# This machine's pip config names local wheel folders that pip reports as ignored on every
+# package; drop those lines so real errors stay visible.
+pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 echo "[setup_env] installing into $VENV (the first time compiles mmcv's CPU ops: ~15 min on 2 cores)"
 pip install -q --upgrade pip
 pip install -q -r requirements/build.txt
