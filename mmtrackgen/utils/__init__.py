@@ -1,0 +1,7 @@
+from .checkpoint import (MMENGINE_CHECKPOINT_SAFE_GLOBALS, UnsafeCheckpointError,
+                         register_safe_checkpoint_loader, safe_torch_load)
+
+__all__ = [
+    'MMENGINE_CHECKPOINT_SAFE_GLOBALS', 'UnsafeCheckpointError', 'register_safe_checkpoint_loader',
+    'safe_torch_load'
+]
