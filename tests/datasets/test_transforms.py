@@ -153,3 +153,19 @@ def test_pack_makes_typed_sample_and_chw_frames():
     assert PackClipInputs()(no_frames)['inputs'] is None
     with pytest.raises(KeyError, match='AssignInstanceSlots'):
         PackClipInputs()(clip_results([[[8, 6, 16, 12]]], [[3]]))
+
+
+def test_draw_slot_boxes_outlines_visible_slots_in_their_colours():
+    from mmtrackgen.datasets.transforms import DrawSlotBoxes
+    from mmtrackgen.visualization import slot_colours
+    r = AssignInstanceSlots(num_slots=2)(clip_results([[[8, 6, 16, 12]], []], [[3], []]))
+    before = r['frames'].copy()
+    r = DrawSlotBoxes(thickness=1)(r)
+    colour = slot_colours(2)[0]
+    # box [8, 6, 16, 12]: top edge row 6, columns 8..15; inside untouched
+    assert (r['frames'][0, 6, 8:16] == colour).all() and (r['frames'][0, 11, 8:16] == colour).all()
+    assert (r['frames'][0, 7:11, 9:15] == before[0, 7:11, 9:15]).all()
+    assert (r['frames'][1] == before[1]).all()  # nothing visible in frame 1
+    clean = DrawSlotBoxes(prob=0.0)(AssignInstanceSlots(num_slots=2)(
+        clip_results([[[8, 6, 16, 12]]], [[3]])))
+    assert 'self_tracking' not in clean

@@ -1,0 +1,53 @@
+"""Fixed (parameter-free) encodings of coordinates and indices.
+
+- :func:`fourier_embedding`: boxes -> sin/cos features at octave frequencies, so that an MLP can
+  resolve fine box positions (the tracklet encoder's box feature: 4 coords x 2 x 8 = 64-d).
+- :func:`sinusoidal_positions`: integer positions (frame index, slot index) -> the transformer
+  code. It is computed, not looked up, so there is no maximum number of frames or slots.
+"""
+import math
+
+import torch
+
+
+def fourier_embedding(x: torch.Tensor, num_freqs: int) -> torch.Tensor:
+    """Sin and cos of every coordinate at frequencies ``2^k * pi``, k = 0..num_freqs-1.
+
+    Args:
+        x: (..., C) coordinates, typically xyxy boxes in [0, 1] (C = 4).
+        num_freqs: number of frequencies K (>= 1).
+
+    Returns:
+        (..., C * 2 * K), coordinate-major: for coordinate c the block
+        ``[sin(2^0 pi x_c), ..., sin(2^(K-1) pi x_c), cos(2^0 pi x_c), ..., cos(2^(K-1) pi x_c)]``.
+    """
+    if num_freqs < 1:
+        raise ValueError(f'num_freqs must be >= 1, got {num_freqs}')
+    if not x.is_floating_point():
+        raise ValueError(f'x must be a floating tensor, got dtype {x.dtype}')
+    freqs = math.pi * 2.0**torch.arange(num_freqs, device=x.device, dtype=x.dtype)  # (K,)
+    angles = x.unsqueeze(-1) * freqs  # (..., C, K)
+    features = torch.cat([angles.sin(), angles.cos()], dim=-1)  # (..., C, 2K)
+    return features.flatten(-2)  # (..., C * 2K)
+
+
+def sinusoidal_positions(positions: torch.Tensor, dim: int, base: float = 10000.0) -> torch.Tensor:
+    """The transformer position code of (any number of) integer or real positions.
+
+    Args:
+        positions: (...) positions, e.g. ``torch.arange(F)``; any size, no maximum.
+        dim: even code size D.
+        base: the longest wavelength is ``2 pi * base``.
+
+    Returns:
+        (..., D) float32 (or the dtype of floating ``positions``): ``[sin(p w_i) ; cos(p w_i)]``
+        with ``w_i = base^(-i / (D/2))``, i = 0..D/2-1.
+    """
+    if dim < 2 or dim % 2:
+        raise ValueError(f'dim must be a positive even number, got {dim}')
+    dtype = positions.dtype if positions.is_floating_point() else torch.float32
+    half = dim // 2
+    exponents = torch.arange(half, device=positions.device, dtype=dtype) / half  # (D/2,)
+    freqs = base**(-exponents)  # (D/2,)
+    angles = positions.to(dtype).unsqueeze(-1) * freqs  # (..., D/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)  # (..., D)

@@ -1,0 +1,104 @@
+"""Gated grounding: GLIGEN's gated self-attention, fed one frame's instance tokens at a time.
+
+diffusers' ``BasicTransformerBlock`` already has the extension point: after self-attention it
+calls ``self.fuser(hidden_states, cross_attention_kwargs['gligen']['objs'])`` whenever the
+``gligen`` entry is present. :class:`GatedGrounding` is that ``fuser``. It subclasses
+``GatedSelfAttentionDense`` so its parameters carry GLIGEN's names (``linear``, ``attn``, ``ff``,
+``norm1``, ``norm2``, ``alpha_attn``, ``alpha_dense``) and GLIGEN ``fuser.*`` weights load into it
+unchanged. What it adds is the per-frame layout and the visibility mask: an invisible instance
+is masked out of the attention keys, so it has exactly no effect on the visual tokens.
+
+:class:`NoGrounding` is the pass-through ``fuser`` given to every other block that receives the
+``gligen`` entry (temporal transformers, spatial transformers left without grounding).
+"""
+import torch
+from diffusers.models.attention import GatedSelfAttentionDense
+from torch import nn
+
+from .tracklet_conditioning import TrackletConditioning
+
+
+def key_padding_bias(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, S) bool, True = attend -> (B, 1, S) additive attention bias (0 or the dtype's min).
+
+    An additive bias works with every diffusers attention processor (the SDPA one and the
+    classic ``baddbmm`` one); ``exp(min - max)`` underflows to exactly 0, so a masked key gets
+    exactly zero weight. Every row must keep at least one key.
+    """
+    bias = torch.zeros(keep.shape, dtype=dtype, device=keep.device)  # (B, S)
+    bias = bias.masked_fill(~keep, torch.finfo(dtype).min)  # (B, S)
+    return bias[:, None, :]  # (B, 1, S)
+
+
+class GatedGrounding(GatedSelfAttentionDense):
+    """GLIGEN gated self-attention over [visual tokens ; that frame's visible instance tokens].
+
+    Installed as ``block.fuser`` of a spatial ``BasicTransformerBlock``, whose batch is frames
+    (index ``b * F + f``). Each frame's visual tokens attend to themselves and to the N instance
+    tokens of that frame projected to the block width; invisible instances are masked out of
+    the keys, so a frame with none attends to its visual tokens only. Only the visual part is
+    kept and added through ``tanh(alpha_attn)``, then a feed-forward through
+    ``tanh(alpha_dense)``; both gates start at 0 (set by the parent), so the block starts as it
+    was.
+
+    Args:
+        query_dim: C, the width of the block's visual tokens.
+        context_dim: D, the width of the instance tokens (``TrackletConditioning.tokens``).
+        n_heads: attention heads.
+        d_head: channels per head.
+    """
+
+    def __init__(self, query_dim: int, context_dim: int, n_heads: int, d_head: int):
+        for name, value in (('query_dim', query_dim), ('context_dim', context_dim),
+                            ('n_heads', n_heads), ('d_head', d_head)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f'GatedGrounding: `{name}` must be a positive int, got {value!r}.')
+        super().__init__(query_dim, context_dim, n_heads, d_head)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Fresh initialisation, gates at 0 (diffusers' ``from_pretrained`` skips init)."""
+        for module in self.modules():
+            if module is not self and hasattr(module, 'reset_parameters'):
+                module.reset_parameters()
+        self.alpha_attn.zero_()
+        self.alpha_dense.zero_()
+
+    def forward(self, x: torch.Tensor, objs: TrackletConditioning) -> torch.Tensor:
+        """x: (B*F, HW, C) visual tokens; objs: the clip's tracklet conditioning."""
+        if not self.enabled:
+            return x
+        tokens = objs.frame_major(objs.tokens)  # (B*F, N, D)
+        visible = objs.frame_major(objs.visible).bool()  # (B*F, N)
+        if tokens.shape[0] != x.shape[0]:
+            raise ValueError(
+                f'GatedGrounding: the visual tokens hold {x.shape[0]} frames but the tracklets '
+                f'{tokens.shape[0]} (B*F); tracklets must match the sample batch and frames.')
+        num_frames_batch, num_visual, _ = x.shape
+
+        instances = self.linear(tokens.to(x.dtype))  # (B*F, N, C)
+        sequence = self.norm1(torch.cat([x, instances], dim=1))  # (B*F, HW + N, C)
+        always = visible.new_ones(num_frames_batch, num_visual)  # (B*F, HW)
+        keep = torch.cat([always, visible], dim=1)  # (B*F, HW + N)
+        # Only the visual rows are kept, so only they are computed as queries.
+        attended = self.attn(
+            sequence[:, :num_visual],  # (B*F, HW, C)
+            encoder_hidden_states=sequence,
+            attention_mask=key_padding_bias(keep, x.dtype),  # (B*F, 1, HW + N)
+        )  # (B*F, HW, C)
+        x = x + self.alpha_attn.tanh() * attended  # (B*F, HW, C)
+        x = x + self.alpha_dense.tanh() * self.ff(self.norm2(x))  # (B*F, HW, C)
+        return x
+
+
+class NoGrounding(nn.Module):
+    """The ``fuser`` of a ``BasicTransformerBlock`` that gets no grounding: returns x unchanged.
+
+    diffusers hands the same ``cross_attention_kwargs`` to every transformer of the UNet, and a
+    block that finds a ``gligen`` entry calls ``self.fuser``. Giving such blocks this
+    parameter-free fuser is the narrowest fix: no state-dict key, no hook, and it holds inside
+    checkpointed calls as well.
+    """
+
+    def forward(self, x: torch.Tensor, objs: TrackletConditioning) -> torch.Tensor:
+        return x

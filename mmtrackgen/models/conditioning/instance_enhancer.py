@@ -1,0 +1,149 @@
+"""Instance Enhancer: per-instance features from the feature map, shared across frames.
+
+TrackDiffusion's key component (method.md, "Instance Enhancer"). Given the output map of a
+spatial transformer, (B*F, C, H, W) with frames as batch (index ``b * F + f``):
+
+1. RoI-align every visible box (1x1, ``aligned=True``) on its own frame's map, all boxes of the
+   batch in one ``mmcv.ops.roi_align`` call; invisible entries take a learned null feature;
+2. fuse with the tracklet-branch feature: MLP([roi ; track_feature]) -> C;
+3. cross-frame instance attention: each instance attends over its F features, with sinusoidal
+   frame positions (any F), which is what keeps one object looking the same across frames;
+4. each frame's visual tokens cross-attend to that frame's visible enhanced instances; the
+   result is added through ``tanh(alpha_attn)``, then a feed-forward through
+   ``tanh(alpha_dense)``. Both gates start at 0, so the enhancer starts as the identity.
+
+A frame with no visible instance is left exactly as it was (its update is multiplied by 0),
+so an instance invisible in every frame has no effect and N = 0 is the identity.
+"""
+import torch
+from diffusers.models.attention import FeedForward
+from diffusers.models.attention_processor import Attention
+from diffusers.models.embeddings import get_timestep_embedding
+from mmcv.ops import roi_align
+from torch import nn
+
+from .gated_grounding import key_padding_bias
+from .tracklet_conditioning import TrackletConditioning
+
+
+class InstanceEnhancer(nn.Module):
+    """Enhance a spatial transformer's output map with tracklet-consistent instance features.
+
+    Args:
+        channels: C, the channels of the feature map it enhances.
+        track_dim: Dt, the width of ``TrackletConditioning.track_features``.
+        num_heads: attention heads of the cross-frame and the visual->instance attention;
+            must divide ``channels``.
+        ff_mult: hidden width of the feed-forwards, as a multiple of C.
+    """
+
+    def __init__(self, channels: int, track_dim: int, num_heads: int, ff_mult: int = 4):
+        super().__init__()
+        for name, value in (('channels', channels), ('track_dim', track_dim),
+                            ('num_heads', num_heads), ('ff_mult', ff_mult)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(
+                    f'InstanceEnhancer: `{name}` must be a positive int, got {value!r}.')
+        if channels % num_heads != 0:
+            raise ValueError(
+                f'InstanceEnhancer: `num_heads` ({num_heads}) must divide `channels` ({channels}).')
+        self.channels = channels
+        self.track_dim = track_dim
+        head_dim = channels // num_heads
+
+        # 1. RoI features; invisible entries take this learned null feature.
+        self.null_feature = nn.Parameter(torch.zeros(channels))
+        # 2. Fusion with the tracklet branch.
+        self.fuse = nn.Sequential(
+            nn.Linear(channels + track_dim, channels), nn.SiLU(), nn.Linear(channels, channels))
+        # 3. Cross-frame instance attention (a pre-norm transformer layer over frames).
+        self.frame_norm1 = nn.LayerNorm(channels)
+        self.frame_attn = Attention(query_dim=channels, heads=num_heads, dim_head=head_dim)
+        self.frame_norm2 = nn.LayerNorm(channels)
+        self.frame_ff = FeedForward(channels, mult=ff_mult, activation_fn='geglu')
+        # 4. Visual tokens -> instance features, through zero-initialised tanh gates.
+        self.norm_visual = nn.LayerNorm(channels)
+        self.norm_instance = nn.LayerNorm(channels)
+        self.attn = Attention(query_dim=channels, heads=num_heads, dim_head=head_dim)
+        self.norm_dense = nn.LayerNorm(channels)
+        self.ff = FeedForward(channels, mult=ff_mult, activation_fn='geglu')
+        self.alpha_attn = nn.Parameter(torch.tensor(0.0))
+        self.alpha_dense = nn.Parameter(torch.tensor(0.0))
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Fresh initialisation: torch defaults, null feature and gates at 0.
+
+        Needed after diffusers' ``from_pretrained``, which builds models with ``torch.nn.init``
+        switched off and so leaves layers missing from the checkpoint uninitialised.
+        """
+        for module in self.modules():
+            if module is not self and hasattr(module, 'reset_parameters'):
+                module.reset_parameters()
+        self.null_feature.zero_()
+        self.alpha_attn.zero_()
+        self.alpha_dense.zero_()
+
+    def forward(self, feature_map: torch.Tensor, objs: TrackletConditioning) -> torch.Tensor:
+        """feature_map: (B*F, C, H, W) -> (B*F, C, H, W)."""
+        batch_size, num_frames, num_slots = objs.visible.shape
+        num_frames_batch, channels, height, width = feature_map.shape
+        if num_frames_batch != batch_size * num_frames:
+            raise ValueError(
+                f'InstanceEnhancer: the feature map holds {num_frames_batch} frames but the '
+                f'tracklets {batch_size * num_frames} (B*F); tracklets must match the sample.')
+        if channels != self.channels:
+            raise ValueError(
+                f'InstanceEnhancer: built for {self.channels} channels, got {channels}.')
+        visible = objs.frame_major(objs.visible).bool()  # (B*F, N)
+        if num_slots == 0 or not visible.any():
+            return feature_map
+
+        # 1. One RoI per visible (frame, instance), all in one call; null feature elsewhere.
+        # Pooled in float32 at least: frame indices and pixel coordinates stay exact, and mmcv
+        # has no bfloat16 kernels.
+        pool_dtype = torch.promote_types(feature_map.dtype, torch.float32)
+        boxes = objs.frame_major(objs.boxes).to(pool_dtype)  # (B*F, N, 4)
+        boxes = boxes * boxes.new_tensor([width, height, width, height])  # (B*F, N, 4) pixels
+        frame_index = torch.arange(num_frames_batch, device=boxes.device, dtype=pool_dtype)
+        frame_index = frame_index[:, None, None].expand(-1, num_slots, 1)  # (B*F, N, 1)
+        rois = torch.cat([frame_index, boxes], dim=-1)[visible]  # (K, 5)
+        roi_features = roi_align(
+            feature_map.to(pool_dtype).contiguous(), rois, output_size=(1, 1),
+            spatial_scale=1.0, sampling_ratio=0, pool_mode='avg', aligned=True)  # (K, C, 1, 1)
+        instances = self.null_feature.to(feature_map.dtype).expand(
+            num_frames_batch, num_slots, channels).clone()  # (B*F, N, C)
+        instances[visible] = roi_features.flatten(1).to(feature_map.dtype)  # (B*F, N, C)
+
+        # 2. Fuse with the tracklet branch.
+        track = objs.track_features.transpose(1, 2)  # (B, F, N, Dt)
+        track = objs.frame_major(track).to(feature_map.dtype)  # (B*F, N, Dt)
+        instances = self.fuse(torch.cat([instances, track], dim=-1))  # (B*F, N, C)
+
+        # 3. Each instance attends over its own F frames.
+        per_instance = instances.unflatten(0, (batch_size, num_frames))  # (B, F, N, C)
+        per_instance = per_instance.transpose(1, 2).flatten(0, 1)  # (B*N, F, C)
+        frames = torch.arange(num_frames, device=feature_map.device)  # (F,)
+        positions = get_timestep_embedding(frames, channels, flip_sin_to_cos=True,
+                                           downscale_freq_shift=0)  # (F, C)
+        per_instance = per_instance + positions.to(feature_map.dtype)  # (B*N, F, C)
+        per_instance = per_instance + self.frame_attn(self.frame_norm1(per_instance))  # (B*N, F, C)
+        per_instance = per_instance + self.frame_ff(self.frame_norm2(per_instance))  # (B*N, F, C)
+        instances = per_instance.unflatten(0, (batch_size, num_slots))  # (B, N, F, C)
+        instances = instances.transpose(1, 2).flatten(0, 1)  # (B*F, N, C)
+
+        # 4. Visual tokens cross-attend to their frame's visible instances, through the gates.
+        has_instance = visible.any(dim=1)  # (B*F,)
+        # Rows of frames without a visible instance attend to all slots (so no row is empty);
+        # their update is multiplied by 0 below, so those frames are left exactly as they were.
+        keep = visible | ~has_instance[:, None]  # (B*F, N)
+        frame_gate = has_instance.to(feature_map.dtype)[:, None, None]  # (B*F, 1, 1)
+        x = feature_map.flatten(2).transpose(1, 2)  # (B*F, HW, C)
+        attended = self.attn(
+            self.norm_visual(x),  # (B*F, HW, C)
+            encoder_hidden_states=self.norm_instance(instances),  # (B*F, N, C)
+            attention_mask=key_padding_bias(keep, x.dtype),  # (B*F, 1, N)
+        )  # (B*F, HW, C)
+        x = x + frame_gate * self.alpha_attn.tanh() * attended  # (B*F, HW, C)
+        x = x + frame_gate * self.alpha_dense.tanh() * self.ff(self.norm_dense(x))  # (B*F, HW, C)
+        return x.transpose(1, 2).unflatten(2, (height, width))  # (B*F, C, H, W)

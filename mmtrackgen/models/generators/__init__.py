@@ -1,0 +1,3 @@
+from .tracklet_unet3d import TrackletUNet3D
+
+__all__ = ['TrackletUNet3D']
