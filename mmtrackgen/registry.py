@@ -27,11 +27,11 @@ from mmdet.registry import VISUALIZERS as MMDET_VISUALIZERS
 from mmdet.registry import WEIGHT_INITIALIZERS as MMDET_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
-RUNNERS = Registry('runner', parent=MMDET_RUNNERS, locations=['mmdet.engine'])
+RUNNERS = Registry('runner', parent=MMDET_RUNNERS, locations=['mmtrackgen.engine', 'mmdet.engine'])
 RUNNER_CONSTRUCTORS = Registry(
     'runner constructor', parent=MMDET_RUNNER_CONSTRUCTORS, locations=['mmdet.engine'])
 LOOPS = Registry('loop', parent=MMDET_LOOPS, locations=['mmdet.engine'])
-HOOKS = Registry('hook', parent=MMDET_HOOKS, locations=['mmdet.engine'])
+HOOKS = Registry('hook', parent=MMDET_HOOKS, locations=['mmtrackgen.engine', 'mmdet.engine'])
 LOG_PROCESSORS = Registry('log_processor', parent=MMDET_LOG_PROCESSORS, locations=['mmdet.engine'])
 
 DATASETS = Registry(

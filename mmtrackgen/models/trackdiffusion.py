@@ -86,8 +86,10 @@ class TrackDiffusion(BaseModel):
                  num_inference_steps: int = 50,
                  guidance_scale: float = 7.5,
                  init_cfg: Optional[dict] = None):
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='TrackDiffusionDataPreprocessor')
+        # Built from our registry here: BaseModel would look the name up in mmengine's, which
+        # finds it only when the default scope happens to be set.
+        data_preprocessor = MODELS.build(data_preprocessor
+                                         or dict(type='TrackDiffusionDataPreprocessor'))
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if prediction_type not in ('epsilon', 'v_prediction'):
             raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', "
@@ -112,7 +114,10 @@ class TrackDiffusion(BaseModel):
         self.num_inference_steps = num_inference_steps
         self.guidance_scale = guidance_scale
         # Without a text encoder (tiny configs) the cross-attention reads one learned token.
-        self.null_text = nn.Parameter(torch.zeros(1, 1, self.generator.config.cross_attention_dim))
+        self.null_text = None
+        if getattr(self.data_preprocessor, 'text_encoder', None) is None:
+            self.null_text = nn.Parameter(
+                torch.zeros(1, 1, self.generator.config.cross_attention_dim))
         if gradient_checkpointing:
             self.generator.enable_gradient_checkpointing()
         self.trainable = tuple(trainable) if trainable is not None else None

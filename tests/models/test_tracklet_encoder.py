@@ -11,6 +11,7 @@ from mmtrackgen.models.conditioning.fourier import fourier_embedding, sinusoidal
 from mmtrackgen.models.conditioning.tracklet_conditioning import TrackletConditioning
 from mmtrackgen.models.conditioning.tracklet_encoder import TrackletEncoder
 from mmtrackgen.registry import MODELS
+from tests.factories import write_tiny_clip
 
 NUM_CLASSES = 3
 
@@ -213,34 +214,6 @@ def test_category_table():
 
 CLASS_NAMES = ('car', 'person', 'dog')
 PROMPT = 'a photo of a {}'
-
-
-def write_tiny_clip(folder):
-    """A random 2-layer CLIP text model (hidden 32) and a character-level BPE tokenizer."""
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    folder.mkdir(parents=True, exist_ok=True)
-    letters = list(string.ascii_lowercase)
-    tokens = ['<|startoftext|>', '<|endoftext|>'] + letters + [c + '</w>' for c in letters]
-    tokens += ['ca', 'car</w>', 'do', 'dog</w>']
-    (folder / 'vocab.json').write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
-    (folder / 'merges.txt').write_text('#version: 0.2\nc a\nca r</w>\nd o\ndo g</w>\n')
-    tokenizer = CLIPTokenizer(vocab=str(folder / 'vocab.json'), merges=str(folder / 'merges.txt'))
-    tokenizer.save_pretrained(str(folder))
-    torch.manual_seed(0)
-    config = CLIPTextConfig(
-        vocab_size=len(tokens),
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1)
-    model = CLIPTextModel(config).eval()
-    model.save_pretrained(str(folder))
-    return tokenizer, model
 
 
 def reference_embeddings(tokenizer, model):

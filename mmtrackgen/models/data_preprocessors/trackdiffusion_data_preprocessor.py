@@ -107,8 +107,11 @@ class TrackDiffusionDataPreprocessor(ClipDataPreprocessor):
         """B captions -> (B, L, D) token embeddings, or None without a text encoder."""
         if self.text_encoder is None:
             return None
+        # A tokenizer saved without model_max_length reports a huge one: the positions bound it.
+        length = min(self.tokenizer.model_max_length,
+                     self.text_encoder.config.max_position_embeddings)
         tokens = self.tokenizer(captions, padding='max_length', truncation=True,
-                                max_length=self.tokenizer.model_max_length, return_tensors='pt')
+                                max_length=length, return_tensors='pt')
         ids = tokens.input_ids.to(self.text_encoder.device)  # (B, L)
         return self.text_encoder(ids).last_hidden_state  # (B, L, D)
 

@@ -1,0 +1,3 @@
+from .hooks import SampleVisualizationHook, SelfTrackingHook, TrimFrozenWeightsHook
+
+__all__ = ['SampleVisualizationHook', 'SelfTrackingHook', 'TrimFrozenWeightsHook']

@@ -1,0 +1,3 @@
+from .alignment import box_alignment, summarize_alignment
+
+__all__ = ['box_alignment', 'summarize_alignment']

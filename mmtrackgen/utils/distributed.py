@@ -1,0 +1,29 @@
+"""Distributed runs on machines without GPUs (tests, CPU clusters)."""
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def prepare_cpu_distributed(cfg) -> bool:
+    """Make an mmengine config with ``launcher='pytorch'`` run on CPU processes over gloo.
+
+    mmengine 0.10's ``init_dist`` always calls ``torch.cuda.set_device``, and its DDP wrapper
+    passes ``device_ids=[LOCAL_RANK]``, which CPU modules refuse. Without CUDA this joins the
+    process group itself with gloo (mmengine then skips ``init_dist``) and wraps the model with
+    ``device_ids=None``. Returns whether it did so.
+    """
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return False
+    if 'RANK' not in os.environ:
+        raise RuntimeError(f"launcher '{cfg.launcher}' without the RANK/WORLD_SIZE environment: "
+                           'start it with tools/dist_train.sh (torchrun)')
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    return True
