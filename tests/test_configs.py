@@ -50,3 +50,19 @@ def test_leaf_dataset_configs_keep_their_own_slot_counts():
     assert slots == [32, 32] and mot.train_dataloader.dataset.metainfo.classes == ('pedestrian', )
     yt = Config.fromfile(str(ROOT / 'configs/_base_/datasets/ytvis2021.py'))
     assert yt.train_dataloader.dataset.clip_length == 16
+
+
+@pytest.mark.parametrize('name', ['ytvis', 'mot17', 'got10k'])
+def test_full_size_configs_stop_at_once_naming_missing_weights(name, tmp_path):
+    """Without weights (or data), training stops before any work with the path and the README
+    section, as a one-line error and exit code 2."""
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / 'tools/train.py'), str(ROOT / f'configs/trackdiff/{name}.py'),
+         '--work-dir', str(tmp_path / 'wd')], cwd=tmp_path, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert 'data/pretrained/text-to-video-ms-1.7b' in proc.stderr
+    assert 'README.md#pretrained-weights' in proc.stderr
+    assert 'Traceback' not in proc.stderr

@@ -5,11 +5,13 @@
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmtrackgen.datasets.tracklets import TrackletAnnotationError
 from mmtrackgen.utils import prepare_cpu_distributed  # importing mmtrackgen: safe loading
 
 
@@ -33,6 +35,16 @@ def parse_args():
 
 def main():
     args = parse_args()
+    try:
+        run(args)
+    except (FileNotFoundError, TrackletAnnotationError) as e:
+        # What a user must fix (a missing dataset or weights folder, a bad annotation) gets
+        # one line, not a traceback from deep inside the Runner.
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)
+
+
+def run(args):
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:

@@ -10,7 +10,7 @@ Both map ``labels (B, N)`` (-1 = empty slot) to ``(B, N, Dc)``, with zeros for e
 tracklet encoder replaces them with its learned null vector anyway).
 """
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -82,7 +82,9 @@ class CLIPCategoryEmbedding(_CategoryLookup):
             and its ``CLIPTokenizer``: either both at the top level (transformers layout) or in
             ``text_encoder/`` and ``tokenizer/`` (diffusers layout, e.g. a Stable Diffusion
             folder). Nothing is downloaded.
-        class_names: the category names, in label order.
+        class_names: the category names, in label order; or the path of a CocoVID annotation
+            file, whose categories (ordered by id, the order ``TrackletClipDataset`` labels
+            them in when its config names no classes) are used.
         prompt: template with one ``{}`` for the class name.
         text_encoder_subfolder: subfolder of ``pretrained`` with the text encoder; None detects
             the layout ('' when ``pretrained/config.json`` exists, else ``'text_encoder'``).
@@ -91,12 +93,16 @@ class CLIPCategoryEmbedding(_CategoryLookup):
 
     def __init__(self,
                  pretrained: str,
-                 class_names: Sequence[str],
+                 class_names: Union[Sequence[str], str],
                  prompt: str = 'a photo of a {}',
                  text_encoder_subfolder: Optional[str] = None,
                  tokenizer_subfolder: Optional[str] = None):
         super().__init__()
-        if isinstance(class_names, str) or len(class_names) == 0:
+        if isinstance(class_names, str) and class_names.endswith('.json'):
+            from mmtrackgen.datasets.tracklets import load_json
+            categories = sorted(load_json(class_names)['categories'], key=lambda c: c['id'])
+            class_names = [c['name'] for c in categories]
+        if isinstance(class_names, str) or not class_names:
             raise ValueError(f'class_names must be a non-empty sequence of names, got '
                              f'{class_names!r}')
         if not all(isinstance(name, str) and name.strip() for name in class_names):

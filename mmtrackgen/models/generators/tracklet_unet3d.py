@@ -58,6 +58,18 @@ def _enhance_transformer_output(transformer: Transformer2DModel, args: tuple,
         sample=transformer.instance_enhancer(output.sample, gligen['objs']))
 
 
+def _contiguous_input_without_grad(norm: nn.GroupNorm, args: tuple) -> tuple | None:
+    """Forward pre-hook of every GroupNorm: a channels-last input that needs no gradient is made
+    contiguous first. torch 2.13's CPU GroupNorm backward crashes (segfault) on such an input
+    when the norm's own weights train, which is what happens to ``transformer_in.norm`` (fed by
+    the frozen ``conv_in``) in the released recipe: temporal layers train, spatial ones do not.
+    """
+    x = args[0]
+    if x.requires_grad or x.is_contiguous():
+        return None
+    return (x.contiguous(), *args[1:])
+
+
 def _checkpoint(function: Callable, *args: Any) -> Any:
     """The default checkpointing function: non-reentrant, so closures and kwargs get gradients."""
     return torch.utils.checkpoint.checkpoint(function, *args, use_reentrant=False)
@@ -242,6 +254,10 @@ class TrackletUNet3D(UNet3DConditionModel):
                     channels, enhancer_track_dim, num_heads, ff_mult=enhancer_ff_mult)
                 transformer.register_forward_hook(_enhance_transformer_output, with_kwargs=True)
 
+        for module in self.modules():
+            if isinstance(module, nn.GroupNorm):
+                module.register_forward_pre_hook(_contiguous_input_without_grad)
+
     def blocks_with_spatial_transformers(self) -> dict[str, list[Transformer2DModel]]:
         """Block name -> its spatial transformers, for the blocks that have any, in UNet order."""
         blocks = [(f'down_blocks.{i}', block) for i, block in enumerate(self.down_blocks)]
@@ -410,3 +426,15 @@ class TrackletUNet3D(UNet3DConditionModel):
 
         visit(self, '')
         return groups
+
+
+@MODELS.register_module(name='PretrainedTrackletUNet3D')
+def build_pretrained_tracklet_unet3d(pretrained: str, subfolder: str | None = 'unet',
+                                     **new_layers: Any) -> TrackletUNet3D:
+    """Config entry for a UNet3D from a local diffusers folder, extended with ``new_layers``
+    (``grounding_context_dim``, ``enhancer_track_dim``...): ``dict(type='PretrainedTrackletUNet3D',
+    pretrained='data/pretrained/text-to-video-ms-1.7b', grounding_context_dim=768, ...)``.
+    Nothing is downloaded: a missing folder is an error naming it."""
+    from ..data_preprocessors.trackdiffusion_data_preprocessor import check_pretrained_folder
+    folder = check_pretrained_folder(pretrained, subfolder, 'generator')
+    return TrackletUNet3D.from_pretrained(folder, local_files_only=True, **new_layers)
