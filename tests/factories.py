@@ -16,25 +16,36 @@ def write_cocovid(root, videos, split='train', classes=CLASSES, write_frames=Tru
     {frame_index: [x, y, w, h]})})``. Frame t is a grey image (value 40 + t) with each box
     filled in a colour derived from its instance id, so tests can find it in pixels.
     """
-    ann = dict(categories=[dict(id=i + 1, name=n) for i, n in enumerate(classes)], videos=[],
-               images=[], annotations=[])
+    ann = dict(
+        categories=[dict(id=i + 1, name=n) for i, n in enumerate(classes)],
+        videos=[],
+        images=[],
+        annotations=[])
     for v_idx, video in enumerate(videos, 1):
         w, h = video.get('size', (32, 24))
         ann['videos'].append(dict(id=v_idx, name=video['name'], width=w, height=h))
         for t in range(video['num_frames']):
             img_id = len(ann['images']) + 1
             file_name = f"{video['name']}/img1/{t + 1:06d}.jpg"
-            ann['images'].append(dict(id=img_id, video_id=v_idx, frame_id=t,
-                                      file_name=file_name, width=w, height=h))
+            ann['images'].append(
+                dict(id=img_id, video_id=v_idx, frame_id=t, file_name=file_name, width=w, height=h))
             frame = np.full((h, w, 3), 40 + t, dtype=np.uint8)
             for iid, (cat, boxes) in video['tracks'].items():
                 if t not in boxes:
                     continue
                 x, y, bw, bh = boxes[t]
-                ann['annotations'].append(dict(
-                    id=len(ann['annotations']) + 1, image_id=img_id, video_id=v_idx,
-                    category_id=cat + 1, instance_id=iid, bbox=[x, y, bw, bh], area=bw * bh,
-                    iscrowd=0, visibility=1.0, mot_conf=1.0))
+                ann['annotations'].append(
+                    dict(
+                        id=len(ann['annotations']) + 1,
+                        image_id=img_id,
+                        video_id=v_idx,
+                        category_id=cat + 1,
+                        instance_id=iid,
+                        bbox=[x, y, bw, bh],
+                        area=bw * bh,
+                        iscrowd=0,
+                        visibility=1.0,
+                        mot_conf=1.0))
                 frame[int(y):int(y + bh), int(x):int(x + bw)] = instance_colour(iid)
             if write_frames:
                 path = osp.join(root, split, file_name)
@@ -53,8 +64,10 @@ def instance_colour(instance_id):
 
 def moving_track(category, start, num_frames, xy0, size, step):
     """A box of ``size`` moving by ``step`` (dx, dy) per frame from ``xy0`` at frame ``start``."""
-    return category, {start + t: [xy0[0] + step[0] * t, xy0[1] + step[1] * t, *size]
-                      for t in range(num_frames)}
+    return category, {
+        start + t: [xy0[0] + step[0] * t, xy0[1] + step[1] * t, *size]
+        for t in range(num_frames)
+    }
 
 
 def write_tiny_clip(folder):

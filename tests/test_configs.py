@@ -11,8 +11,8 @@ from mmtrackgen.registry import DATASETS
 ROOT = Path(__file__).resolve().parents[1]
 
 REAL = {
-    'ytvis2021': ('data/youtube_vis_2021/annotations/youtube_vis_2021_train.json',
-                  'README.md#youtube-vis-2021'),
+    'ytvis2021':
+    ('data/youtube_vis_2021/annotations/youtube_vis_2021_train.json', 'README.md#youtube-vis-2021'),
     'mot17': ('data/MOT17/annotations/half-train_cocoformat.json', 'README.md#mot17'),
     'got10k': ('data/got10k/annotations/got10k_train_cocoformat.json', 'README.md#got-10k'),
 }
@@ -45,8 +45,10 @@ def test_readme_has_the_sections_configs_point_to():
 
 def test_leaf_dataset_configs_keep_their_own_slot_counts():
     mot = Config.fromfile(str(ROOT / 'configs/_base_/datasets/mot17.py'))
-    slots = [t['num_slots'] for loader in (mot.train_dataloader, mot.val_dataloader)
-             for t in loader.dataset.pipeline if t['type'] == 'AssignInstanceSlots']
+    slots = [
+        t['num_slots'] for loader in (mot.train_dataloader, mot.val_dataloader)
+        for t in loader.dataset.pipeline if t['type'] == 'AssignInstanceSlots'
+    ]
     assert slots == [32, 32] and mot.train_dataloader.dataset.metainfo.classes == ('pedestrian', )
     yt = Config.fromfile(str(ROOT / 'configs/_base_/datasets/ytvis2021.py'))
     assert yt.train_dataloader.dataset.clip_length == 16
@@ -58,10 +60,16 @@ def test_full_size_configs_stop_at_once_naming_missing_weights(name, tmp_path):
     section, as a one-line error and exit code 2."""
     import subprocess
     import sys
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / 'tools/train.py'), str(ROOT / f'configs/trackdiff/{name}.py'),
-         '--work-dir', str(tmp_path / 'wd')], cwd=tmp_path, capture_output=True, text=True,
-        timeout=300)
+    proc = subprocess.run([
+        sys.executable,
+        str(ROOT / 'tools/train.py'),
+        str(ROOT / f'configs/trackdiff/{name}.py'), '--work-dir',
+        str(tmp_path / 'wd')
+    ],
+                          cwd=tmp_path,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert 'data/pretrained/text-to-video-ms-1.7b' in proc.stderr
     assert 'README.md#pretrained-weights' in proc.stderr

@@ -18,12 +18,19 @@ ROOT = Path(__file__).resolve().parents[1]
 def write_tiny_t2v_folder(folder: Path):
     torch.manual_seed(0)
     UNet3DConditionModel(
-        block_out_channels=(16, 32), layers_per_block=1, attention_head_dim=4, norm_num_groups=8,
-        cross_attention_dim=32, down_block_types=('CrossAttnDownBlock3D', 'DownBlock3D'),
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        attention_head_dim=4,
+        norm_num_groups=8,
+        cross_attention_dim=32,
+        down_block_types=('CrossAttnDownBlock3D', 'DownBlock3D'),
         up_block_types=('UpBlock3D', 'CrossAttnUpBlock3D')).save_pretrained(str(folder / 'unet'))
-    AutoencoderKL(block_out_channels=(8, 16), down_block_types=('DownEncoderBlock2D', ) * 2,
-                  up_block_types=('UpDecoderBlock2D', ) * 2, latent_channels=4,
-                  norm_num_groups=4).save_pretrained(str(folder / 'vae'))
+    AutoencoderKL(
+        block_out_channels=(8, 16),
+        down_block_types=('DownEncoderBlock2D', ) * 2,
+        up_block_types=('UpDecoderBlock2D', ) * 2,
+        latent_channels=4,
+        norm_num_groups=4).save_pretrained(str(folder / 'vae'))
     write_tiny_clip(folder / 'text_encoder')
     write_tiny_clip(folder / 'tokenizer')
     DDPMScheduler(num_train_timesteps=50).save_pretrained(str(folder / 'scheduler'))

@@ -22,8 +22,11 @@ def parse_args():
     parser.add_argument('--num-clips', type=int, default=6)
     parser.add_argument('--upscale', type=int, default=3, help='enlarge small frames')
     parser.add_argument('--out', default='outputs/dataset_sheet.png')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. train_dataloader.dataset.clip_length=4')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. train_dataloader.dataset.clip_length=4')
     args = parser.parse_args()
     if args.num_clips < 1 or args.upscale < 1:
         parser.error('--num-clips and --upscale must be >= 1')
@@ -46,9 +49,14 @@ def main():
         sample = item['data_samples']
         frames = item['inputs'].permute(0, 2, 3, 1).numpy()  # (F, H, W, 3) uint8
         clips.append(
-            draw_tracklets(frames, sample.gt_boxes.numpy(), sample.gt_visible.numpy(),
-                           sample.gt_labels.numpy(), sample.gt_instance_ids.numpy(), classes,
-                           upscale=args.upscale))
+            draw_tracklets(
+                frames,
+                sample.gt_boxes.numpy(),
+                sample.gt_visible.numpy(),
+                sample.gt_labels.numpy(),
+                sample.gt_instance_ids.numpy(),
+                classes,
+                upscale=args.upscale))
         ids = sample.frame_ids
         titles.append(f'{sample.video_name} frames {ids[0]}-{ids[-1]}: {sample.caption}')
         bar.update()

@@ -9,7 +9,6 @@ synthetic world's saturated objects). The real frames are scored too, as the met
 """
 import argparse
 import json
-import os.path as osp
 
 import numpy as np
 import torch
@@ -49,9 +48,11 @@ def main():
     model = MODELS.build(cfg.model)
     load_checkpoint(model, args.checkpoint, map_location='cpu')
     model.eval()
-    dataset = DATASETS.build(dict(cfg.preview_clips,
-                                  ann_file=f'annotations/{args.split}_cocoformat.json',
-                                  data_prefix=dict(img_path=f'{args.split}/')))
+    dataset = DATASETS.build(
+        dict(
+            cfg.preview_clips,
+            ann_file=f'annotations/{args.split}_cocoformat.json',
+            data_prefix=dict(img_path=f'{args.split}/')))
     picks = np.linspace(0, len(dataset) - 1, min(args.num_clips, len(dataset))).round()
     picks = picks.astype(int).tolist()
     scores = {'tracklets': [], 'nulled': [], 'real': []}
@@ -64,22 +65,30 @@ def main():
             inputs = data['inputs']
             if name == 'nulled':
                 inputs['visible'] = torch.zeros_like(inputs['visible'])
-            samples = model.predict(inputs, data['data_samples'],
-                                    num_inference_steps=args.steps,
-                                    guidance_scale=args.guidance, seed=args.seed + start)
+            samples = model.predict(
+                inputs,
+                data['data_samples'],
+                num_inference_steps=args.steps,
+                guidance_scale=args.guidance,
+                seed=args.seed + start)
             for sample in samples:
                 frames = sample.pred_frames.permute(0, 2, 3, 1).numpy()  # (F, H, W, 3)
-                scores[name].append(box_alignment(frames, sample.gt_boxes.numpy(),
-                                                  sample.gt_visible.numpy(), segment_foreground))
+                scores[name].append(
+                    box_alignment(frames, sample.gt_boxes.numpy(), sample.gt_visible.numpy(),
+                                  segment_foreground))
         for item in items:
             sample = item['data_samples']
-            scores['real'].append(box_alignment(item['inputs'].permute(0, 2, 3, 1).numpy(),
-                                                sample.gt_boxes.numpy(),
-                                                sample.gt_visible.numpy(), segment_foreground))
+            scores['real'].append(
+                box_alignment(item['inputs'].permute(0, 2, 3, 1).numpy(), sample.gt_boxes.numpy(),
+                              sample.gt_visible.numpy(), segment_foreground))
         bar.update(len(chunk))
-    result = dict(config=args.config, checkpoint=args.checkpoint, split=args.split,
-                  clips=len(picks), steps=args.steps or model.num_inference_steps,
-                  guidance=args.guidance if args.guidance is not None else model.guidance_scale)
+    result = dict(
+        config=args.config,
+        checkpoint=args.checkpoint,
+        split=args.split,
+        clips=len(picks),
+        steps=args.steps or model.num_inference_steps,
+        guidance=args.guidance if args.guidance is not None else model.guidance_scale)
     for name, per_clip in scores.items():
         result[name] = summarize_alignment(np.concatenate([s.ravel() for s in per_clip]))
     print('\n' + json.dumps(result, indent=2))

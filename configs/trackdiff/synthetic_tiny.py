@@ -73,7 +73,6 @@ val_dataloader = val_cfg = val_evaluator = None
 test_dataloader = test_cfg = test_evaluator = None
 
 max_iters = 900  # about an hour on 2 CPU cores
-self_tracking_iters = 300
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -87,7 +86,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=75, by_epoch=False, max_keep_ckpts=3))
 custom_hooks = [
-    dict(type='SelfTrackingHook', switch_iter=self_tracking_iters),
+    dict(type='SelfTrackingHook', switch_iter=1 / 3),  # clean clips for the last two thirds
     dict(type='SampleVisualizationHook', dataset=preview_clips, interval=75, num_clips=4),
 ]
 env_cfg = dict(dist_cfg=dict(backend='gloo'))

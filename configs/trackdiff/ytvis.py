@@ -6,8 +6,8 @@ _base_ = [
 classes = ('airplane', 'bear', 'bird', 'boat', 'car', 'cat', 'cow', 'deer', 'dog', 'duck',
            'earless_seal', 'elephant', 'fish', 'flying_disc', 'fox', 'frog', 'giant_panda',
            'giraffe', 'horse', 'leopard', 'lizard', 'monkey', 'motorbike', 'mouse', 'parrot',
-           'person', 'rabbit', 'shark', 'skateboard', 'snake', 'snowboard', 'squirrel',
-           'surfboard', 'tennis_racket', 'tiger', 'train', 'truck', 'turtle', 'whale', 'zebra')
+           'person', 'rabbit', 'shark', 'skateboard', 'snake', 'snowboard', 'squirrel', 'surfboard',
+           'tennis_racket', 'tiger', 'train', 'truck', 'turtle', 'whale', 'zebra')
 model = dict(tracklet_encoder=dict(category_embedding=dict(class_names=classes)))
 train_dataloader = dict(dataset=dict(metainfo=dict(classes=classes)))
 # No validation loop yet: generation metrics come with the generation tools.

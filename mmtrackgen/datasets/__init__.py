@@ -1,7 +1,6 @@
 from .clip_dataset import TrackletClipDataset
 from .synthetic import make_synthetic_dataset, segment_foreground
-from .tracklets import (TrackletAnnotationError, group_annotations, load_cocovid,
-                        validate_cocovid)
+from .tracklets import (TrackletAnnotationError, group_annotations, load_cocovid, validate_cocovid)
 from .transforms import *  # noqa: F401,F403 (registers the transforms)
 
 __all__ = [

@@ -34,8 +34,12 @@ class TrackletClipDataset(BaseVideoDataset):
             Without ``metainfo=dict(classes=...)`` every category of the file is used.
     """
 
-    def __init__(self, clip_length: int, frame_stride: int = 1, clip_step: Optional[int] = None,
-                 captions_file: Optional[str] = None, setup_hint: str = 'README.md#datasets',
+    def __init__(self,
+                 clip_length: int,
+                 frame_stride: int = 1,
+                 clip_step: Optional[int] = None,
+                 captions_file: Optional[str] = None,
+                 setup_hint: str = 'README.md#datasets',
                  **kwargs):
         if clip_length < 1 or frame_stride < 1 or (clip_step is not None and clip_step < 1):
             raise ValueError('clip_length, frame_stride and clip_step must be >= 1, got '
@@ -83,8 +87,12 @@ class TrackletClipDataset(BaseVideoDataset):
                 continue
             for start in range(0, len(frames) - span + 1, self.clip_step):
                 picked = frames[start:start + span:self.frame_stride]
-                clip = dict(video_id=video['video_id'], video_name=name, clip_start=start,
-                            frame_ids=[im['frame_id'] for im in picked], images=picked)
+                clip = dict(
+                    video_id=video['video_id'],
+                    video_name=name,
+                    clip_start=start,
+                    frame_ids=[im['frame_id'] for im in picked],
+                    images=picked)
                 if name in captions:
                     clip['caption'] = captions[name]
                 clips.append(clip)
@@ -92,9 +100,13 @@ class TrackletClipDataset(BaseVideoDataset):
             print_log(
                 f'{len(skipped)} videos are shorter than a clip of {self.clip_length} frames '
                 f'at stride {self.frame_stride} and were skipped: {skipped[:5]}'
-                f"{' ...' if len(skipped) > 5 else ''}", logger='current', level=30)
-        print_log(f'{type(self).__name__}: {len(clips)} clips of {self.clip_length} frames '
-                  f'from {self.ann_file}', logger='current')
+                f"{' ...' if len(skipped) > 5 else ''}",
+                logger='current',
+                level=30)
+        print_log(
+            f'{type(self).__name__}: {len(clips)} clips of {self.clip_length} frames '
+            f'from {self.ann_file}',
+            logger='current')
         return clips
 
     def parse_data_info(self, raw_data_info: dict) -> dict:
@@ -103,19 +115,20 @@ class TrackletClipDataset(BaseVideoDataset):
         img_info = raw_data_info['raw_img_info']
         data_info = dict(img_info)
         img_root = self.data_prefix.get('img_path')
-        data_info['img_path'] = (osp.join(img_root, img_info['file_name'])
-                                 if img_root else img_info['file_name'])
+        data_info['img_path'] = (
+            osp.join(img_root, img_info['file_name']) if img_root else img_info['file_name'])
         instances = []
         for ann in raw_data_info['raw_ann_info']:
             if ann.get('ignore', False) or ann['category_id'] not in self.cat2label:
                 continue
             x, y, w, h = ann['bbox']
-            instances.append(dict(
-                bbox=[x, y, x + w, y + h],
-                bbox_label=self.cat2label[ann['category_id']],
-                instance_id=ann['instance_id'],
-                visibility=float(ann.get('visibility', 1.0)),
-                ignore_flag=int(bool(ann.get('iscrowd', False)))))
+            instances.append(
+                dict(
+                    bbox=[x, y, x + w, y + h],
+                    bbox_label=self.cat2label[ann['category_id']],
+                    instance_id=ann['instance_id'],
+                    visibility=float(ann.get('visibility', 1.0)),
+                    ignore_flag=int(bool(ann.get('iscrowd', False)))))
         data_info['instances'] = instances
         return data_info
 

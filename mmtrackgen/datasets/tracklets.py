@@ -22,13 +22,17 @@ REQUIRED_FIELDS = {
 class TrackletAnnotationError(ValueError):
     """An annotation file that cannot be used, with where the problem is."""
 
-    def __init__(self, message: str, file: Optional[str] = None, video: Optional[str] = None,
-                 frame: Optional[int] = None, field: Optional[str] = None):
+    def __init__(self,
+                 message: str,
+                 file: Optional[str] = None,
+                 video: Optional[str] = None,
+                 frame: Optional[int] = None,
+                 field: Optional[str] = None):
         self.file, self.video, self.frame, self.field = file, video, frame, field
-        where = [f"file '{file}'" if file else None,
-                 f"video '{video}'" if video is not None else None,
-                 f'frame {frame}' if frame is not None else None,
-                 f"field '{field}'" if field else None]
+        where = [
+            f"file '{file}'" if file else None, f"video '{video}'" if video is not None else None,
+            f'frame {frame}' if frame is not None else None, f"field '{field}'" if field else None
+        ]
         super().__init__(', '.join(w for w in where if w) + ': ' + message)
 
 
@@ -70,20 +74,22 @@ def validate_cocovid(ann: dict, file: Optional[str] = None, check_boxes_in_image
         for i, item in enumerate(ann[key]):
             if not isinstance(item, dict):
                 raise TrackletAnnotationError(
-                    f'entry {i} is a {type(item).__name__}, expected an object', file=file,
+                    f'entry {i} is a {type(item).__name__}, expected an object',
+                    file=file,
                     field=key)
             for name in fields:
                 if name not in item:
                     raise TrackletAnnotationError(
-                        f'entry {i} (id {item.get("id")}) has no {name!r}', file=file,
+                        f'entry {i} (id {item.get("id")}) has no {name!r}',
+                        file=file,
                         field=f'{key}.{name}')
 
     def unique_ids(key):
         seen = {}
         for item in ann[key]:
             if item['id'] in seen:
-                raise TrackletAnnotationError(f"id {item['id']} is used twice", file=file,
-                                              field=f'{key}.id')
+                raise TrackletAnnotationError(
+                    f"id {item['id']} is used twice", file=file, field=f'{key}.id')
             seen[item['id']] = item
         return seen
 
@@ -97,24 +103,33 @@ def validate_cocovid(ann: dict, file: Optional[str] = None, check_boxes_in_image
         video = videos.get(img['video_id'])
         if video is None:
             raise TrackletAnnotationError(
-                f"image {img['id']} refers to unknown video_id {img['video_id']}", file=file,
-                frame=img.get('frame_id'), field='images.video_id')
+                f"image {img['id']} refers to unknown video_id {img['video_id']}",
+                file=file,
+                frame=img.get('frame_id'),
+                field='images.video_id')
         for name in ('width', 'height'):
             if not _is_number(img[name]) or img[name] <= 0:
                 raise TrackletAnnotationError(
                     f'image {img["id"]}: {name} must be a positive number, got {img[name]!r}',
-                    file=file, video=video['name'], frame=img['frame_id'],
+                    file=file,
+                    video=video['name'],
+                    frame=img['frame_id'],
                     field=f'images.{name}')
         if not isinstance(img['frame_id'], int) or img['frame_id'] < 0:
             raise TrackletAnnotationError(
                 f"image {img['id']}: frame_id must be a non-negative integer, "
-                f"got {img['frame_id']!r}", file=file, video=video['name'],
+                f"got {img['frame_id']!r}",
+                file=file,
+                video=video['name'],
                 field='images.frame_id')
         key = (img['video_id'], img['frame_id'])
         if key in frame_seen:
             raise TrackletAnnotationError(
-                f"two images (second: id {img['id']}) have the same frame_id", file=file,
-                video=video['name'], frame=img['frame_id'], field='images.frame_id')
+                f"two images (second: id {img['id']}) have the same frame_id",
+                file=file,
+                video=video['name'],
+                frame=img['frame_id'],
+                field='images.frame_id')
         frame_seen.add(key)
 
     ids_in_frame = set()
@@ -123,49 +138,57 @@ def validate_cocovid(ann: dict, file: Optional[str] = None, check_boxes_in_image
         img = images.get(a['image_id'])
         if img is None:
             raise TrackletAnnotationError(
-                f"annotation {a['id']} refers to unknown image_id {a['image_id']}", file=file,
+                f"annotation {a['id']} refers to unknown image_id {a['image_id']}",
+                file=file,
                 field='annotations.image_id')
         where = dict(file=file, video=videos[img['video_id']]['name'], frame=img['frame_id'])
         prefix = f"annotation {a['id']} (instance {a['instance_id']}): "
         if a['category_id'] not in categories:
             raise TrackletAnnotationError(
-                prefix + f"unknown category_id {a['category_id']}", **where,
+                prefix + f"unknown category_id {a['category_id']}",
+                **where,
                 field='annotations.category_id')
         box = a['bbox']
-        if not (isinstance(box, (list, tuple)) and len(box) == 4
-                and all(_is_number(v) for v in box)):
+        if not (isinstance(box,
+                           (list, tuple)) and len(box) == 4 and all(_is_number(v) for v in box)):
             raise TrackletAnnotationError(
-                prefix + f'bbox must be four numbers [x, y, w, h], got {box!r}', **where,
+                prefix + f'bbox must be four numbers [x, y, w, h], got {box!r}',
+                **where,
                 field='annotations.bbox')
         if not all(math.isfinite(v) for v in box):
-            raise TrackletAnnotationError(prefix + f'bbox has a non-finite value: {box}',
-                                          **where, field='annotations.bbox')
+            raise TrackletAnnotationError(
+                prefix + f'bbox has a non-finite value: {box}', **where, field='annotations.bbox')
         x, y, w, h = box
         if w <= 0 or h <= 0:
             raise TrackletAnnotationError(
                 prefix + f'bbox {box} has non-positive width or height (x2 <= x1 or y2 <= y1)',
-                **where, field='annotations.bbox')
+                **where,
+                field='annotations.bbox')
         if check_boxes_in_image and (x >= img['width'] or y >= img['height'] or x + w <= 0
                                      or y + h <= 0):
             raise TrackletAnnotationError(
                 prefix + f"bbox {box} lies entirely outside the {img['width']}x{img['height']} "
-                'image', **where, field='annotations.bbox')
-        if 'visibility' in a and (not _is_number(a['visibility'])
-                                  or not 0 <= a['visibility'] <= 1):
+                'image',
+                **where,
+                field='annotations.bbox')
+        if 'visibility' in a and (not _is_number(a['visibility']) or not 0 <= a['visibility'] <= 1):
             raise TrackletAnnotationError(
                 prefix + f"visibility must be a number in [0, 1], got {a['visibility']!r}",
-                **where, field='annotations.visibility')
+                **where,
+                field='annotations.visibility')
         key = (a['image_id'], a['instance_id'])
         if key in ids_in_frame:
             raise TrackletAnnotationError(
-                prefix + 'the instance_id is used by two boxes in the same frame', **where,
+                prefix + 'the instance_id is used by two boxes in the same frame',
+                **where,
                 field='annotations.instance_id')
         ids_in_frame.add(key)
         track = (img['video_id'], a['instance_id'])
         if category_of_instance.setdefault(track, a['category_id']) != a['category_id']:
             raise TrackletAnnotationError(
                 prefix + f"category_id {a['category_id']} differs from the instance's earlier "
-                f'category_id {category_of_instance[track]}', **where,
+                f'category_id {category_of_instance[track]}',
+                **where,
                 field='annotations.category_id')
 
 

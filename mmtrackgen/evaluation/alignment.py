@@ -10,8 +10,11 @@ from typing import Callable, Dict
 import numpy as np
 
 
-def box_alignment(frames: np.ndarray, boxes: np.ndarray, visible: np.ndarray,
-                  segment: Callable[[np.ndarray], np.ndarray], context: float = 0.25) -> np.ndarray:
+def box_alignment(frames: np.ndarray,
+                  boxes: np.ndarray,
+                  visible: np.ndarray,
+                  segment: Callable[[np.ndarray], np.ndarray],
+                  context: float = 0.25) -> np.ndarray:
     """IoU of each visible target box with the foreground found around it.
 
     Args:
@@ -34,8 +37,10 @@ def box_alignment(frames: np.ndarray, boxes: np.ndarray, visible: np.ndarray,
         for s in slots:
             x1, y1, x2, y2 = boxes[t, s] * scale
             bw, bh = x2 - x1, y2 - y1
-            rx1, ry1 = int(max(0, np.floor(x1 - context * bw))), int(max(0, np.floor(y1 - context * bh)))
-            rx2, ry2 = int(min(w, np.ceil(x2 + context * bw))), int(min(h, np.ceil(y2 + context * bh)))
+            rx1, ry1 = int(max(0, np.floor(x1 - context * bw))), int(
+                max(0, np.floor(y1 - context * bh)))
+            rx2, ry2 = int(min(w, np.ceil(x2 + context * bw))), int(
+                min(h, np.ceil(y2 + context * bh)))
             ys, xs = np.nonzero(mask[ry1:ry2, rx1:rx2])
             if not len(xs):
                 ious[t, s] = 0.0
@@ -55,5 +60,5 @@ def summarize_alignment(ious: np.ndarray) -> Dict[str, float]:
     valid = ious[~np.isnan(ious)]
     if not len(valid):
         return dict(mean_iou=float('nan'), iou50=float('nan'), entries=0)
-    return dict(mean_iou=float(valid.mean()), iou50=float((valid >= 0.5).mean()),
-                entries=int(len(valid)))
+    return dict(
+        mean_iou=float(valid.mean()), iou50=float((valid >= 0.5).mean()), entries=int(len(valid)))

@@ -88,14 +88,14 @@ class TrackDiffusion(BaseModel):
                  init_cfg: Optional[dict] = None):
         # Built from our registry here: BaseModel would look the name up in mmengine's, which
         # finds it only when the default scope happens to be set.
-        data_preprocessor = MODELS.build(data_preprocessor
-                                         or dict(type='TrackDiffusionDataPreprocessor'))
+        data_preprocessor = MODELS.build(
+            data_preprocessor or dict(type='TrackDiffusionDataPreprocessor'))
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if prediction_type not in ('epsilon', 'v_prediction'):
             raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', "
                              f'got {prediction_type!r}')
-        for name, p in (('caption_dropout', caption_dropout),
-                        ('tracklet_dropout', tracklet_dropout)):
+        for name, p in (('caption_dropout', caption_dropout), ('tracklet_dropout',
+                                                               tracklet_dropout)):
             if not 0 <= p <= 1:
                 raise ValueError(f'{name} must be in [0, 1], got {p}')
         if foreground_weight <= 0:
@@ -103,7 +103,8 @@ class TrackDiffusion(BaseModel):
 
         self.generator = MODELS.build(generator)
         self.tracklet_encoder = MODELS.build(tracklet_encoder)
-        self.noise_scheduler = build_scheduler(dict(noise_scheduler, prediction_type=prediction_type))
+        self.noise_scheduler = build_scheduler(
+            dict(noise_scheduler, prediction_type=prediction_type))
         if not hasattr(self.noise_scheduler, 'add_noise'):
             raise ValueError(f'{type(self.noise_scheduler).__name__} cannot add noise for training')
         self.sampler_cfg = sampler
@@ -182,8 +183,9 @@ class TrackDiffusion(BaseModel):
                  tracklets: TrackletConditioning) -> torch.Tensor:
         """(B, F, C, h, w) noisy latents -> (B, F, C, h, w) prediction of the generator."""
         sample = latents.transpose(1, 2)  # (B, C, F, h, w): diffusers' video layout
-        out = self.generator(sample, timesteps, encoder_hidden_states=text, tracklets=tracklets,
-                             return_dict=False)[0]  # (B, C, F, h, w)
+        out = self.generator(
+            sample, timesteps, encoder_hidden_states=text, tracklets=tracklets,
+            return_dict=False)[0]  # (B, C, F, h, w)
         return out.transpose(1, 2)  # (B, F, C, h, w)
 
     def _loss_weights(self, inputs: dict, latents: torch.Tensor) -> torch.Tensor:
@@ -211,8 +213,9 @@ class TrackDiffusion(BaseModel):
         latents = inputs['latents']  # (B, F, C, h, w)
         b = latents.shape[0]
         noise = torch.randn_like(latents)  # (B, F, C, h, w)
-        timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (b, ),
-                                  device=latents.device)  # (B,)
+        timesteps = torch.randint(
+            0, self.noise_scheduler.config.num_train_timesteps, (b, ),
+            device=latents.device)  # (B,)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)  # (B, F, C, h, w)
         if self.prediction_type == 'epsilon':
             target = noise
@@ -236,8 +239,12 @@ class TrackDiffusion(BaseModel):
         return dict(loss=(mse * weights).mean())
 
     @torch.no_grad()
-    def predict(self, inputs: dict, data_samples: list, num_inference_steps: Optional[int] = None,
-                guidance_scale: Optional[float] = None, scheduler: Union[dict, str, None] = None,
+    def predict(self,
+                inputs: dict,
+                data_samples: list,
+                num_inference_steps: Optional[int] = None,
+                guidance_scale: Optional[float] = None,
+                scheduler: Union[dict, str, None] = None,
                 seed: int = 0) -> list:
         """Sample one clip per data sample; adds ``pred_frames`` (F, 3, H, W) uint8 and
         ``pred_seed`` to each. A sample's seed is its metainfo ``seed`` if set, else

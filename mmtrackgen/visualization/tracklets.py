@@ -8,14 +8,19 @@ from PIL import Image, ImageDraw
 
 def slot_colours(n: int) -> np.ndarray:
     """``n`` well separated RGB colours (golden-ratio hue steps), (n, 3) uint8."""
-    return np.array([[round(c * 255) for c in colorsys.hsv_to_rgb((0.13 + i * 0.618) % 1, 0.9,
-                                                                   1.0)] for i in range(n)],
-                    dtype=np.uint8).reshape(n, 3)
+    return np.array(
+        [[round(c * 255) for c in colorsys.hsv_to_rgb((0.13 + i * 0.618) % 1, 0.9, 1.0)]
+         for i in range(n)],
+        dtype=np.uint8).reshape(n, 3)
 
 
-def draw_tracklets(frames: np.ndarray, boxes: np.ndarray, visible: np.ndarray,
-                   labels: Optional[np.ndarray] = None, instance_ids: Optional[np.ndarray] = None,
-                   classes: Optional[Sequence[str]] = None, upscale: int = 1) -> np.ndarray:
+def draw_tracklets(frames: np.ndarray,
+                   boxes: np.ndarray,
+                   visible: np.ndarray,
+                   labels: Optional[np.ndarray] = None,
+                   instance_ids: Optional[np.ndarray] = None,
+                   classes: Optional[Sequence[str]] = None,
+                   upscale: int = 1) -> np.ndarray:
     """Draw each visible slot's box with a colour per slot and its id (and class) as text.
 
     Args:
@@ -48,8 +53,10 @@ def draw_tracklets(frames: np.ndarray, boxes: np.ndarray, visible: np.ndarray,
     return np.stack(out)
 
 
-def contact_sheet(clips: Sequence[np.ndarray], titles: Optional[Sequence[str]] = None,
-                  gap: int = 2, title_height: int = 12,
+def contact_sheet(clips: Sequence[np.ndarray],
+                  titles: Optional[Sequence[str]] = None,
+                  gap: int = 2,
+                  title_height: int = 12,
                   background: int = 255) -> np.ndarray:
     """One row per clip, one column per frame; an optional title line above each row.
 

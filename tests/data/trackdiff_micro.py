@@ -38,8 +38,7 @@ preview_clips = dict(
     pipeline=test_pipeline)
 train_cfg = dict(max_iters=4, val_interval=100)
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
-default_hooks = dict(
-    logger=dict(interval=1), checkpoint=dict(interval=2, max_keep_ckpts=3))
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2, max_keep_ckpts=3))
 custom_hooks = [
     dict(type='SelfTrackingHook', switch_iter=2),
     dict(type='SampleVisualizationHook', dataset=preview_clips, interval=2, num_clips=2),

@@ -22,12 +22,19 @@ PIPELINE = [
 @pytest.fixture
 def data_root(tmp_path):
     videos = [
-        dict(name='long', num_frames=10, size=(32, 24), tracks={
-            1: moving_track(0, 0, 10, (2, 2), (6, 6), (2, 1)),
-            2: moving_track(1, 3, 4, (20, 10), (8, 8), (0, 0)),
-        }),
-        dict(name='short', num_frames=3, size=(32, 24),
-             tracks={5: moving_track(1, 0, 3, (1, 1), (4, 4), (1, 1))}),
+        dict(
+            name='long',
+            num_frames=10,
+            size=(32, 24),
+            tracks={
+                1: moving_track(0, 0, 10, (2, 2), (6, 6), (2, 1)),
+                2: moving_track(1, 3, 4, (20, 10), (8, 8), (0, 0)),
+            }),
+        dict(
+            name='short',
+            num_frames=3,
+            size=(32, 24),
+            tracks={5: moving_track(1, 0, 3, (1, 1), (4, 4), (1, 1))}),
     ]
     write_cocovid(str(tmp_path), videos)
     with open(tmp_path / 'annotations' / 'captions.json', 'w') as f:
@@ -36,9 +43,13 @@ def data_root(tmp_path):
 
 
 def build(data_root, **kwargs):
-    cfg = dict(type='TrackletClipDataset', data_root=str(data_root),
-               ann_file='annotations/train.json', data_prefix=dict(img_path='train/'),
-               clip_length=4, pipeline=PIPELINE)
+    cfg = dict(
+        type='TrackletClipDataset',
+        data_root=str(data_root),
+        ann_file='annotations/train.json',
+        data_prefix=dict(img_path='train/'),
+        clip_length=4,
+        pipeline=PIPELINE)
     cfg.update(kwargs)
     init_default_scope('mmtrackgen')
     return DATASETS.build(cfg)
@@ -47,8 +58,10 @@ def build(data_root, **kwargs):
 def test_clips_follow_length_stride_and_step(data_root):
     ds = build(data_root, frame_stride=2, clip_step=1)
     # 'long' has 10 frames: a clip spans 7, so starts 0..3; 'short' (3 frames) is skipped
-    assert [c['frame_ids'] for c in (ds.get_data_info(i) for i in range(len(ds)))] == [
-        [0, 2, 4, 6], [1, 3, 5, 7], [2, 4, 6, 8], [3, 5, 7, 9]]
+    assert [c['frame_ids'] for c in (ds.get_data_info(i) for i in range(len(ds)))] == [[0, 2, 4, 6],
+                                                                                       [1, 3, 5, 7],
+                                                                                       [2, 4, 6, 8],
+                                                                                       [3, 5, 7, 9]]
     default = build(data_root)  # non-overlapping clips of 4: starts 0 and 4 of 'long'
     assert [default.get_data_info(i)['clip_start'] for i in range(len(default))] == [0, 4]
     assert default.metainfo['classes'] == ('square', 'circle')  # read from the file
@@ -63,8 +76,8 @@ def test_item_holds_resized_frames_and_slot_tracklets(data_root):
     np.testing.assert_array_equal(sample.gt_instance_ids.numpy(), [1, 2, -1])
     assert sample.gt_visible[:, :2].all() and not sample.gt_visible[:, 2].any()
     # instance 1 at frame 3: [2 + 6, 2 + 3, 6, 6] xywh in a 32x24 frame
-    np.testing.assert_allclose(sample.gt_boxes[0, 0].numpy(),
-                               [8 / 32, 5 / 24, 14 / 32, 11 / 24], rtol=1e-6)
+    np.testing.assert_allclose(
+        sample.gt_boxes[0, 0].numpy(), [8 / 32, 5 / 24, 14 / 32, 11 / 24], rtol=1e-6)
     # the pixels inside instance 2's box carry its colour after resizing
     x1, y1, x2, y2 = (sample.gt_boxes[0, 1].numpy() * [64, 48, 64, 48]).astype(int)
     patch = frames[0, :, y1 + 2:y2 - 2, x1 + 2:x2 - 2].float().mean((1, 2)).numpy()
@@ -100,8 +113,9 @@ def test_invalid_annotation_stops_at_build(data_root):
     ann = json.loads(path.read_text())
     ann['annotations'][4]['bbox'][2] = -1
     path.write_text(json.dumps(ann))
-    with pytest.raises(ValueError, match=r"train.json', video 'long', frame \d+, field "
-                                         r"'annotations.bbox'"):
+    with pytest.raises(
+            ValueError, match=r"train.json', video 'long', frame \d+, field "
+            r"'annotations.bbox'"):
         build(data_root)
 
 

@@ -9,7 +9,10 @@ from mmtrackgen.datasets.transforms import (AssignInstanceSlots, ClipCrop, ClipR
 from mmtrackgen.structures import TrackletClipSample
 
 
-def clip_results(boxes_per_frame, ids_per_frame, labels_per_frame=None, size=(32, 24),
+def clip_results(boxes_per_frame,
+                 ids_per_frame,
+                 labels_per_frame=None,
+                 size=(32, 24),
                  with_frames=True):
     """A results dict as LoadTrackletClip makes it; frame t has value t in every pixel except
     a marker column x=0 set to 200 so flips and crops can be traced."""
@@ -21,8 +24,11 @@ def clip_results(boxes_per_frame, ids_per_frame, labels_per_frame=None, size=(32
         frames[t, :, 0] = 200
     labels_per_frame = labels_per_frame or [[0] * len(i) for i in ids_per_frame]
     return dict(
-        video_name='v', frames=frames if with_frames else None, img_shape=(h, w),
-        ori_shape=(h, w), frame_ids=list(range(num_frames)),
+        video_name='v',
+        frames=frames if with_frames else None,
+        img_shape=(h, w),
+        ori_shape=(h, w),
+        frame_ids=list(range(num_frames)),
         gt_bboxes=[np.asarray(b, np.float32).reshape(-1, 4) for b in boxes_per_frame],
         gt_instance_ids=[np.asarray(i, np.int64) for i in ids_per_frame],
         gt_bboxes_labels=[np.asarray(lab, np.int64) for lab in labels_per_frame],
@@ -79,13 +85,12 @@ def test_flip_mirrors_frames_and_boxes():
 
 def test_slots_are_stable_normalised_and_padded():
     boxes = [[[8, 6, 16, 12]], [[8, 6, 16, 12], [0, 0, 32, 24]], [[0, 0, 32, 24]]]
-    r = AssignInstanceSlots(num_slots=3)(clip_results(boxes, [[7], [7, 4], [4]],
-                                                      [[1], [1, 0], [0]]))
+    r = AssignInstanceSlots(num_slots=3)(
+        clip_results(boxes, [[7], [7, 4], [4]], [[1], [1, 0], [0]]))
     assert r['gt_boxes'].shape == (3, 3, 4) and r['gt_visible'].shape == (3, 3)
     np.testing.assert_array_equal(r['gt_instance_ids'], [7, 4, -1])  # first appearance
     np.testing.assert_array_equal(r['gt_labels'], [1, 0, -1])
-    np.testing.assert_array_equal(r['gt_visible'],
-                                  [[1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(r['gt_visible'], [[1, 0, 0], [1, 1, 0], [0, 1, 0]])
     np.testing.assert_allclose(r['gt_boxes'][0, 0], [0.25, 0.25, 0.5, 0.5])
     np.testing.assert_allclose(r['gt_boxes'][2, 1], [0, 0, 1, 1])
     assert (r['gt_boxes'][2, 0] == 0).all() and r['num_dropped_instances'] == 0
@@ -106,8 +111,9 @@ def test_overflow_policies_pick_documented_instances(policy, kept):
 
 def test_overflow_error_names_the_video():
     with pytest.raises(TooManyInstancesError, match="video 'v'.*2 instances.*1 slots"):
-        AssignInstanceSlots(num_slots=1, overflow='error')(
-            clip_results([[[0, 0, 4, 4], [5, 5, 9, 9]]], [[1, 2]]))
+        AssignInstanceSlots(
+            num_slots=1, overflow='error')(
+                clip_results([[[0, 0, 4, 4], [5, 5, 9, 9]]], [[1, 2]]))
 
 
 def test_shuffled_slots_carry_the_same_tracklets():
@@ -166,6 +172,6 @@ def test_draw_slot_boxes_outlines_visible_slots_in_their_colours():
     assert (r['frames'][0, 6, 8:16] == colour).all() and (r['frames'][0, 11, 8:16] == colour).all()
     assert (r['frames'][0, 7:11, 9:15] == before[0, 7:11, 9:15]).all()
     assert (r['frames'][1] == before[1]).all()  # nothing visible in frame 1
-    clean = DrawSlotBoxes(prob=0.0)(AssignInstanceSlots(num_slots=2)(
-        clip_results([[[8, 6, 16, 12]]], [[3]])))
+    clean = DrawSlotBoxes(prob=0.0)(
+        AssignInstanceSlots(num_slots=2)(clip_results([[[8, 6, 16, 12]]], [[3]])))
     assert 'self_tracking' not in clean

@@ -23,8 +23,8 @@ def test_object_in_its_box_scores_one_and_a_shifted_one_less():
 
 def test_invisible_entries_are_nan_and_excluded_from_the_summary():
     boxes = np.array([[[0.25, 0.25, 0.5, 0.5], [0, 0, 1, 1]]])
-    ious = box_alignment(frames_with_square(8, 8, 16, 16), boxes, np.array([[True, False]]),
-                         segment_foreground)
+    ious = box_alignment(
+        frames_with_square(8, 8, 16, 16), boxes, np.array([[True, False]]), segment_foreground)
     assert np.isnan(ious[0, 1])
     summary = summarize_alignment(ious)
     assert summary == dict(mean_iou=1.0, iou50=1.0, entries=1)

@@ -18,8 +18,10 @@ def sample(video, num_frames=2, num_slots=3):
 
 def test_batches_and_normalises_to_minus_one_one():
     pre = MODELS.build(dict(type='ClipDataPreprocessor'))
-    frames = [torch.full((2, 3, 4, 5), 255, dtype=torch.uint8),
-              torch.zeros((2, 3, 4, 5), dtype=torch.uint8)]
+    frames = [
+        torch.full((2, 3, 4, 5), 255, dtype=torch.uint8),
+        torch.zeros((2, 3, 4, 5), dtype=torch.uint8)
+    ]
     out = pre(dict(inputs=frames, data_samples=[sample('a'), sample('b')]))
     inputs = out['inputs']
     assert inputs['frames'].shape == (2, 2, 3, 4, 5)
@@ -41,8 +43,10 @@ def test_per_channel_statistics_and_tracklets_only_batches():
 
 def test_refuses_batches_of_different_sizes_naming_videos():
     pre = MODELS.build(dict(type='ClipDataPreprocessor'))
-    frames = [torch.zeros((2, 3, 4, 5), dtype=torch.uint8),
-              torch.zeros((2, 3, 8, 5), dtype=torch.uint8)]
+    frames = [
+        torch.zeros((2, 3, 4, 5), dtype=torch.uint8),
+        torch.zeros((2, 3, 8, 5), dtype=torch.uint8)
+    ]
     with pytest.raises(ValueError, match=r"frames differ.*\['a', 'b'\]"):
         pre(dict(inputs=frames, data_samples=[sample('a'), sample('b')]))
     with pytest.raises(ValueError, match='boxes differ'):

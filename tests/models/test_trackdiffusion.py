@@ -47,8 +47,8 @@ def build(seed=0, **overrides):
 
 def clip_sample(seed, num_frames=4, num_slots=2, size=16, video='v'):
     g = torch.Generator().manual_seed(seed)
-    sample = TrackletClipSample(metainfo=dict(video_name=video, caption='a video of a cat',
-                                              img_shape=(size, size)))
+    sample = TrackletClipSample(
+        metainfo=dict(video_name=video, caption='a video of a cat', img_shape=(size, size)))
     corner = torch.rand(num_frames, num_slots, 2, generator=g) * 0.5
     sample.gt_boxes = torch.cat([corner, corner + 0.4], dim=-1)  # (F, N, 4)
     sample.gt_visible = torch.rand(num_frames, num_slots, generator=g) < 0.8
@@ -62,8 +62,8 @@ def clip_sample(seed, num_frames=4, num_slots=2, size=16, video='v'):
 
 def batch(model, seeds=(0, 1), with_frames=True, **kwargs):
     clips = [clip_sample(s, **kwargs) for s in seeds]
-    data = dict(inputs=[c[0] if with_frames else None for c in clips],
-                data_samples=[c[1] for c in clips])
+    data = dict(
+        inputs=[c[0] if with_frames else None for c in clips], data_samples=[c[1] for c in clips])
     return model.data_preprocessor(data, True)
 
 
@@ -159,8 +159,8 @@ def test_guidance_batches_both_passes_and_any_scheduler_samples():
     model.predict(data['inputs'], data['data_samples'], guidance_scale=1.0)
     assert calls == [2, 2, 2]
     for name in ('DPMSolverMultistepScheduler', 'EulerDiscreteScheduler', 'DDPMScheduler'):
-        out = model.predict(data['inputs'], data['data_samples'], scheduler=name,
-                            num_inference_steps=2)
+        out = model.predict(
+            data['inputs'], data['data_samples'], scheduler=name, num_inference_steps=2)
         assert out[0].pred_frames.dtype == torch.uint8
     with pytest.raises(ValueError, match='not a diffusers scheduler'):
         model.predict(data['inputs'], data['data_samples'], scheduler='NoSuchScheduler')
@@ -197,18 +197,23 @@ def test_trainable_modules_by_name_and_frozen_ones_stay_in_eval_mode():
 def test_vae_and_text_encoder_from_local_folders(tmp_path):
     from diffusers import AutoencoderKL
     torch.manual_seed(0)
-    AutoencoderKL(block_out_channels=(8, 16), down_block_types=('DownEncoderBlock2D', ) * 2,
-                  up_block_types=('UpDecoderBlock2D', ) * 2, latent_channels=4,
-                  norm_num_groups=4, sample_size=16).save_pretrained(str(tmp_path / 'sd' / 'vae'))
+    AutoencoderKL(
+        block_out_channels=(8, 16),
+        down_block_types=('DownEncoderBlock2D', ) * 2,
+        up_block_types=('UpDecoderBlock2D', ) * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=16).save_pretrained(str(tmp_path / 'sd' / 'vae'))
     write_tiny_clip(tmp_path / 'sd' / 'text_encoder')
     write_tiny_clip(tmp_path / 'sd' / 'tokenizer')
-    generator = dict(model_cfg()['generator'], in_channels=4, out_channels=4,
-                     cross_attention_dim=32)
+    generator = dict(
+        model_cfg()['generator'], in_channels=4, out_channels=4, cross_attention_dim=32)
     model = build(
         generator=generator,
-        data_preprocessor=dict(type='TrackDiffusionDataPreprocessor',
-                               vae=dict(pretrained=str(tmp_path / 'sd')),
-                               text_encoder=dict(pretrained=str(tmp_path / 'sd'))),
+        data_preprocessor=dict(
+            type='TrackDiffusionDataPreprocessor',
+            vae=dict(pretrained=str(tmp_path / 'sd')),
+            text_encoder=dict(pretrained=str(tmp_path / 'sd'))),
         trainable=('generator.temporal', 'tracklet_encoder'))
     data = batch(model)
     inputs = data['inputs']
@@ -220,8 +225,10 @@ def test_vae_and_text_encoder_from_local_folders(tmp_path):
     model.train()
     assert not model.data_preprocessor.vae.training
     with pytest.raises(FileNotFoundError, match=r"nowhere/vae' not found.*README.md#pretrained"):
-        build(data_preprocessor=dict(type='TrackDiffusionDataPreprocessor',
-                                     vae=dict(pretrained=str(tmp_path / 'nowhere'))))
+        build(
+            data_preprocessor=dict(
+                type='TrackDiffusionDataPreprocessor',
+                vae=dict(pretrained=str(tmp_path / 'nowhere'))))
 
 
 @pytest.mark.parametrize('num_frames,num_slots', [(4, 0), (4, 6), (12, 1)])

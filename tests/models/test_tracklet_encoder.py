@@ -1,6 +1,4 @@
-import json
 import math
-import string
 
 import pytest
 import torch

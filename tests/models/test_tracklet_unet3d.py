@@ -189,8 +189,9 @@ def test_a_never_visible_instance_has_no_effect_and_slot_order_does_not_matter()
     with torch.no_grad():
         out = model(sample, timestep, text, tracklets=tracklets).sample
         with_ghost = model(sample, timestep, text, tracklets=concat_slots(tracklets, ghost)).sample
-        permuted = model(sample, timestep, text,
-                         tracklets=permute_slots(concat_slots(tracklets, ghost), order)).sample
+        permuted = model(
+            sample, timestep, text, tracklets=permute_slots(concat_slots(tracklets, ghost),
+                                                            order)).sample
         stock_like = model(sample, timestep, text).sample
     assert (out - stock_like).abs().max() > 1e-4  # the gates are open
     torch.testing.assert_close(with_ghost, out, rtol=1e-5, atol=1e-5)
@@ -244,8 +245,11 @@ def test_without_tracklets_it_is_the_stock_unet():
     set_gates(model, 0.5)
     sample, timestep, text = make_inputs()
     with torch.no_grad():
-        torch.testing.assert_close(model(sample, timestep, text, return_dict=False)[0],
-                                   stock(sample, timestep, text).sample, rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            model(sample, timestep, text, return_dict=False)[0],
+            stock(sample, timestep, text).sample,
+            rtol=0,
+            atol=1e-6)
 
 
 def test_tracklets_pass_through_a_model_without_new_layers():
@@ -255,8 +259,8 @@ def test_tracklets_pass_through_a_model_without_new_layers():
     sample, timestep, text = make_inputs()
     with torch.no_grad():
         with_tracklets = plain(sample, timestep, text, tracklets=make_tracklets(2, 4, 3)).sample
-        torch.testing.assert_close(with_tracklets, plain(sample, timestep, text).sample,
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            with_tracklets, plain(sample, timestep, text).sample, rtol=0, atol=0)
 
 
 def test_block_choice():
@@ -264,9 +268,10 @@ def test_block_choice():
     grounded = [n for n, m in model.named_modules() if isinstance(m, GatedGrounding)]
     enhanced = [n for n, m in model.named_modules() if isinstance(m, InstanceEnhancer)]
     assert grounded == ['mid_block.attentions.0.transformer_blocks.0.fuser']
-    assert enhanced == ['down_blocks.1.attentions.0.instance_enhancer',
-                        'up_blocks.1.attentions.0.instance_enhancer',
-                        'up_blocks.1.attentions.1.instance_enhancer']
+    assert enhanced == [
+        'down_blocks.1.attentions.0.instance_enhancer',
+        'up_blocks.1.attentions.0.instance_enhancer', 'up_blocks.1.attentions.1.instance_enhancer'
+    ]
     # Temporal blocks and ungrounded spatial blocks pass the tracklets through.
     assert isinstance(model.transformer_in.transformer_blocks[0].fuser, NoGrounding)
     assert isinstance(model.down_blocks[0].attentions[0].transformer_blocks[0].fuser, NoGrounding)
@@ -303,7 +308,9 @@ def test_from_pretrained_extends_a_saved_stock_unet(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(
             model(sample, timestep, text, tracklets=make_tracklets(2, 4, 3)).sample,
-            stock(sample, timestep, text).sample, rtol=0, atol=1e-6)
+            stock(sample, timestep, text).sample,
+            rtol=0,
+            atol=1e-6)
 
 
 def test_new_layers_left_on_the_meta_device_are_materialised():
@@ -320,8 +327,8 @@ def test_new_layers_left_on_the_meta_device_are_materialised():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    model = build(grounding_blocks=['down_blocks.0', 'up_blocks.1'], enhancer_num_heads=2,
-                  enhancer_ff_mult=2)
+    model = build(
+        grounding_blocks=['down_blocks.0', 'up_blocks.1'], enhancer_num_heads=2, enhancer_ff_mult=2)
     set_gates(model, 0.5)
     model.save_pretrained(tmp_path)
     with open(osp.join(tmp_path, 'config.json')) as f:
@@ -339,9 +346,11 @@ def test_save_and_load_round_trip(tmp_path):
     sample, timestep, text = make_inputs()
     tracklets = make_tracklets(2, 4, 3)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(sample, timestep, text, tracklets=tracklets).sample,
-                                   model(sample, timestep, text, tracklets=tracklets).sample,
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            loaded(sample, timestep, text, tracklets=tracklets).sample,
+            model(sample, timestep, text, tracklets=tracklets).sample,
+            rtol=0,
+            atol=0)
 
 
 def test_built_from_the_registry():

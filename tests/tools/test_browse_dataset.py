@@ -17,8 +17,16 @@ CONFIG = str(ROOT / 'configs/_base_/datasets/synthetic.py')
 
 def tiny_world(tmp_path):
     out = tmp_path / 'synthetic'
-    make_synthetic_dataset(str(out), splits={'train': 2, 'val': 1}, novel_videos=1,
-                           frames_per_video=10, seed=1, progress=False)
+    make_synthetic_dataset(
+        str(out),
+        splits={
+            'train': 2,
+            'val': 1
+        },
+        novel_videos=1,
+        frames_per_video=10,
+        seed=1,
+        progress=False)
     return out
 
 
@@ -40,10 +48,13 @@ def test_browse_dataset_writes_a_contact_sheet(tmp_path):
     root = tiny_world(tmp_path)
     out = tmp_path / 'sheet.png'
     subprocess.run([
-        sys.executable, str(ROOT / 'tools/browse_dataset.py'), CONFIG, '--split', 'val',
-        '--num-clips', '2', '--out', str(out), '--cfg-options',
-        f'val_dataloader.dataset.data_root={root}/'
-    ], check=True, cwd=tmp_path)
+        sys.executable,
+        str(ROOT / 'tools/browse_dataset.py'), CONFIG, '--split', 'val', '--num-clips', '2',
+        '--out',
+        str(out), '--cfg-options', f'val_dataloader.dataset.data_root={root}/'
+    ],
+                   check=True,
+                   cwd=tmp_path)
     sheet = np.asarray(Image.open(out))
     # one val video of 10 frames -> non-overlapping clips of 8: 1 clip, 8 frames x 3 upscale
     assert sheet.shape[1] >= 8 * 64 * 3 and sheet.shape[0] >= 64 * 3

@@ -7,8 +7,8 @@ from PIL import Image
 
 from mmtrackgen.registry import DATASETS
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'tools',
-                                'dataset_converters'))
+sys.path.insert(0,
+                os.path.join(os.path.dirname(__file__), '..', '..', 'tools', 'dataset_converters'))
 import got10k_to_cocovid  # noqa: E402
 
 
@@ -26,15 +26,21 @@ def fake_sequence(root, name, cls, boxes, absent, cover):
 def test_converted_got10k_loads_as_clips(tmp_path):
     fake_sequence(tmp_path, 'GOT-10k_Train_000001', 'zebra', [[1, 2, 5, 6]] * 4, [0, 1, 0, 0],
                   [8, 0, 4, 8])
-    fake_sequence(tmp_path, 'GOT-10k_Train_000002', 'canoe', [[3, 3, 4, 4]] * 4, [0] * 4,
-                  [8] * 4)
+    fake_sequence(tmp_path, 'GOT-10k_Train_000002', 'canoe', [[3, 3, 4, 4]] * 4, [0] * 4, [8] * 4)
     out = got10k_to_cocovid.convert(str(tmp_path), 'train')
     init_default_scope('mmtrackgen')
-    ds = DATASETS.build(dict(
-        type='TrackletClipDataset', data_root=str(tmp_path), ann_file=out,
-        data_prefix=dict(img_path=str(tmp_path / 'train')), clip_length=4,
-        pipeline=[dict(type='LoadTrackletClip'), dict(type='AssignInstanceSlots', num_slots=1),
-                  dict(type='PackClipInputs')]))
+    ds = DATASETS.build(
+        dict(
+            type='TrackletClipDataset',
+            data_root=str(tmp_path),
+            ann_file=out,
+            data_prefix=dict(img_path=str(tmp_path / 'train')),
+            clip_length=4,
+            pipeline=[
+                dict(type='LoadTrackletClip'),
+                dict(type='AssignInstanceSlots', num_slots=1),
+                dict(type='PackClipInputs')
+            ]))
     assert ds.metainfo['classes'] == ('zebra', 'canoe') and len(ds) == 2
     sample = ds[0]['data_samples']
     assert sample.gt_visible[:, 0].tolist() == [True, False, True, True]  # absent frame 2

@@ -19,14 +19,25 @@ CONFIG = str(ROOT / 'tests/data/trackdiff_micro.py')
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('world') / 'synthetic'
-    make_synthetic_dataset(str(root), splits={'train': 2, 'val': 1}, novel_videos=0,
-                           frames_per_video=8, image_size=(32, 32), seed=3, progress=False)
+    make_synthetic_dataset(
+        str(root),
+        splits={
+            'train': 2,
+            'val': 1
+        },
+        novel_videos=0,
+        frames_per_video=8,
+        image_size=(32, 32),
+        seed=3,
+        progress=False)
     return str(root) + '/'
 
 
 def train(data_root, work_dir, *extra, script='tools/train.py', nproc=None):
-    options = [f'train_dataloader.dataset.data_root={data_root}',
-               f'custom_hooks.1.dataset.data_root={data_root}']
+    options = [
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'custom_hooks.1.dataset.data_root={data_root}'
+    ]
     if nproc:
         cmd = ['bash', str(ROOT / 'tools/dist_train.sh'), CONFIG, str(nproc)]
     else:
@@ -55,8 +66,9 @@ def test_train_writes_checkpoints_and_previews_then_resumes(data_root, tmp_path)
     assert re.search(r'Iter\(train\) \[4/4\]', log) and not re.search(r'Iter\(train\) \[1/4\]', log)
     final = safe_torch_load(str(tmp_path / 'iter_4.pth'), map_location='cpu')
     assert final['meta']['iter'] == 4
-    changed = [k for k, v in final['state_dict'].items()
-               if not torch.equal(v, ckpt['state_dict'][k])]
+    changed = [
+        k for k, v in final['state_dict'].items() if not torch.equal(v, ckpt['state_dict'][k])
+    ]
     assert changed  # training went on after the resume
 
 

@@ -39,8 +39,12 @@ def convert(root, split):
     list_file = osp.join(split_dir, 'list.txt')
     seqs = read_lines(list_file) if osp.isfile(list_file) else sorted(
         d for d in os.listdir(split_dir) if osp.isdir(osp.join(split_dir, d)))
-    ann = dict(info=dict(source='GOT-10k', split=split), categories=[], videos=[], images=[],
-               annotations=[])
+    ann = dict(
+        info=dict(source='GOT-10k', split=split),
+        categories=[],
+        videos=[],
+        images=[],
+        annotations=[])
     cat_ids, skipped = {}, 0
     bar = ProgressBar(len(seqs))
     for vid, seq in enumerate(seqs, 1):
@@ -48,10 +52,12 @@ def convert(root, split):
         frames = sorted(f for f in os.listdir(seq_dir) if f.endswith('.jpg'))
         boxes = read_lines(osp.join(seq_dir, 'groundtruth.txt'))
         n = len(frames)
-        absent = (read_lines(osp.join(seq_dir, 'absence.label'))
-                  if osp.isfile(osp.join(seq_dir, 'absence.label')) else ['0'] * n)
-        cover = (read_lines(osp.join(seq_dir, 'cover.label'))
-                 if osp.isfile(osp.join(seq_dir, 'cover.label')) else ['8'] * n)
+        absent = (
+            read_lines(osp.join(seq_dir, 'absence.label')) if osp.isfile(
+                osp.join(seq_dir, 'absence.label')) else ['0'] * n)
+        cover = (
+            read_lines(osp.join(seq_dir, 'cover.label')) if osp.isfile(
+                osp.join(seq_dir, 'cover.label')) else ['8'] * n)
         if not (len(boxes) == len(absent) == len(cover) == n):
             raise ValueError(f"sequence '{seq_dir}': {n} frames but {len(boxes)} boxes, "
                              f'{len(absent)} absence and {len(cover)} cover labels')
@@ -62,17 +68,32 @@ def convert(root, split):
         ann['videos'].append(dict(id=vid, name=seq, width=width, height=height))
         for t, frame in enumerate(frames):
             img_id = len(ann['images']) + 1
-            ann['images'].append(dict(id=img_id, video_id=vid, frame_id=t,
-                                      file_name=f'{seq}/{frame}', width=width, height=height))
+            ann['images'].append(
+                dict(
+                    id=img_id,
+                    video_id=vid,
+                    frame_id=t,
+                    file_name=f'{seq}/{frame}',
+                    width=width,
+                    height=height))
             x, y, w, h = (float(v) for v in boxes[t].replace(' ', ',').split(',')[:4])
             inside = x < width and y < height and x + w > 0 and y + h > 0
             if absent[t] == '1' or w <= 0 or h <= 0 or not inside:
                 skipped += absent[t] != '1'
                 continue
-            ann['annotations'].append(dict(
-                id=len(ann['annotations']) + 1, image_id=img_id, video_id=vid,
-                category_id=cat, instance_id=vid, bbox=[x, y, w, h], area=w * h, iscrowd=0,
-                visibility=min(1.0, int(cover[t]) / 8), mot_conf=1.0))
+            ann['annotations'].append(
+                dict(
+                    id=len(ann['annotations']) + 1,
+                    image_id=img_id,
+                    video_id=vid,
+                    category_id=cat,
+                    instance_id=vid,
+                    bbox=[x, y, w, h],
+                    area=w * h,
+                    iscrowd=0,
+                    visibility=min(1.0,
+                                   int(cover[t]) / 8),
+                    mot_conf=1.0))
         bar.update()
     ann['categories'] = [dict(id=i, name=n) for n, i in cat_ids.items()]
     out = osp.join(root, 'annotations', f'got10k_{split}_cocoformat.json')

@@ -33,6 +33,5 @@ val_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(
-        type=dataset_type, clip_length=num_frames, test_mode=True, pipeline=test_pipeline))
+    dataset=dict(type=dataset_type, clip_length=num_frames, test_mode=True, pipeline=test_pipeline))
 test_dataloader = val_dataloader

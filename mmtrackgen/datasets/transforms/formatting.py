@@ -16,9 +16,10 @@ class PackClipInputs(BaseTransform):
     the slot arrays of :class:`AssignInstanceSlots` into a :class:`TrackletClipSample`, with
     ``meta_keys`` copied to its metainfo when present."""
 
-    def __init__(self, meta_keys=('video_id', 'video_name', 'clip_start', 'frame_ids',
-                                  'img_paths', 'img_shape', 'ori_shape', 'scale_factor', 'flip',
-                                  'crop_box', 'caption', 'num_dropped_instances')):
+    def __init__(self,
+                 meta_keys=('video_id', 'video_name', 'clip_start', 'frame_ids', 'img_paths',
+                            'img_shape', 'ori_shape', 'scale_factor', 'flip', 'crop_box', 'caption',
+                            'num_dropped_instances')):
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:
@@ -27,7 +28,8 @@ class PackClipInputs(BaseTransform):
             raise KeyError(f'PackClipInputs needs {missing}: put AssignInstanceSlots before it '
                            'in the pipeline')
         sample = TrackletClipSample(
-            metainfo={k: results[k] for k in self.meta_keys if k in results})
+            metainfo={k: results[k]
+                      for k in self.meta_keys if k in results})
         for key in _DATA_FIELDS:
             setattr(sample, key, torch.from_numpy(np.ascontiguousarray(results[key])))
         frames = results.get('frames')

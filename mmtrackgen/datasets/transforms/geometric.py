@@ -42,7 +42,9 @@ class ClipResize(BaseTransform):
     Adds ``scale_factor`` (w_scale, h_scale).
     """
 
-    def __init__(self, scale: Tuple[int, int], keep_ratio: bool = False,
+    def __init__(self,
+                 scale: Tuple[int, int],
+                 keep_ratio: bool = False,
                  interpolation: str = 'bilinear'):
         if len(scale) != 2 or min(scale) < 1:
             raise ValueError(f'scale must be (width, height) of positive ints, got {scale}')
@@ -102,8 +104,7 @@ class ClipCrop(BaseTransform):
         cw, ch = min(self.crop_size[0], w), min(self.crop_size[1], h)
         x0, y0 = self._offset(w - cw, h - ch)
         if results.get('frames') is not None:
-            results['frames'] = np.ascontiguousarray(
-                results['frames'][:, y0:y0 + ch, x0:x0 + cw])
+            results['frames'] = np.ascontiguousarray(results['frames'][:, y0:y0 + ch, x0:x0 + cw])
         shift = np.array([x0, y0, x0, y0], dtype=np.float32)
         results['gt_bboxes'] = [b - shift for b in results['gt_bboxes']]
         results['img_shape'] = (ch, cw)

@@ -90,7 +90,8 @@ class AssignInstanceSlots(BaseTransform):
                 print_log(
                     f"video '{video}': clip has {len(order) + dropped} instances for "
                     f"{self.num_slots} slots; dropped {dropped} by policy '{self.overflow}'",
-                    logger='current', level=30)
+                    logger='current',
+                    level=30)
 
         n = self.num_slots
         slot_of = dict(zip(order, self._slot_order(len(order)).tolist()))
@@ -112,14 +113,18 @@ class AssignInstanceSlots(BaseTransform):
                 visibility[t, slot] = vis_t[t][k]
         for key in ('gt_bboxes', 'gt_bboxes_labels', 'gt_instance_ids', 'gt_visibility'):
             results.pop(key)
-        results.update(gt_boxes=boxes, gt_visible=visible, gt_visibility=visibility,
-                       gt_labels=labels, gt_instance_ids=instance_ids,
-                       gt_slot_mask=instance_ids >= 0, num_dropped_instances=dropped)
+        results.update(
+            gt_boxes=boxes,
+            gt_visible=visible,
+            gt_visibility=visibility,
+            gt_labels=labels,
+            gt_instance_ids=instance_ids,
+            gt_slot_mask=instance_ids >= 0,
+            num_dropped_instances=dropped)
         return results
 
 
-_NUMBER_WORDS = ('no', 'a', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine',
-                 'ten')
+_NUMBER_WORDS = ('no', 'a', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten')
 
 
 def _plural(word: str) -> str:

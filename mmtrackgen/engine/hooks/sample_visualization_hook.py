@@ -28,13 +28,20 @@ class SampleVisualizationHook(Hook):
     """
     priority = 'LOW'
 
-    def __init__(self, dataset: Optional[dict] = None, interval: int = 500, num_clips: int = 4,
+    def __init__(self,
+                 dataset: Optional[dict] = None,
+                 interval: int = 500,
+                 num_clips: int = 4,
                  num_inference_steps: Optional[int] = None,
-                 guidance_scale: Optional[float] = None, scheduler=None, upscale: int = 2):
+                 guidance_scale: Optional[float] = None,
+                 scheduler=None,
+                 upscale: int = 2):
         self.interval = interval
         self.num_clips = num_clips
-        self.sample_kwargs = dict(num_inference_steps=num_inference_steps,
-                                  guidance_scale=guidance_scale, scheduler=scheduler)
+        self.sample_kwargs = dict(
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            scheduler=scheduler)
         self.upscale = upscale
         self.dataset_cfg = dataset
         self._dataset = None
@@ -68,10 +75,11 @@ class SampleVisualizationHook(Hook):
                     sample.gt_instance_ids.numpy(), classes)
             real = item['inputs'].permute(0, 2, 3, 1).numpy()  # (F, H, W, 3)
             fake = sample.pred_frames.permute(0, 2, 3, 1).numpy()  # (F, H, W, 3)
-            rows.append(np.concatenate([
-                draw_tracklets(real, *args, upscale=self.upscale),
-                draw_tracklets(fake, *args, upscale=self.upscale)
-            ]))
+            rows.append(
+                np.concatenate([
+                    draw_tracklets(real, *args, upscale=self.upscale),
+                    draw_tracklets(fake, *args, upscale=self.upscale)
+                ]))
         sheet = contact_sheet(rows, [f'{s.video_name}: real | generated' for s in samples])
         runner.visualizer.add_image('samples', sheet, step=runner.iter + 1)
         return sheet

@@ -7,6 +7,5 @@ from .tracklet_encoder import TrackletEncoder
 
 __all__ = [
     'CategoryTable', 'CLIPCategoryEmbedding', 'fourier_embedding', 'sinusoidal_positions',
-    'GatedGrounding', 'NoGrounding', 'InstanceEnhancer', 'TrackletConditioning',
-    'TrackletEncoder'
+    'GatedGrounding', 'NoGrounding', 'InstanceEnhancer', 'TrackletConditioning', 'TrackletEncoder'
 ]

@@ -109,10 +109,15 @@ class InstanceEnhancer(nn.Module):
         frame_index = frame_index[:, None, None].expand(-1, num_slots, 1)  # (B*F, N, 1)
         rois = torch.cat([frame_index, boxes], dim=-1)[visible]  # (K, 5)
         roi_features = roi_align(
-            feature_map.to(pool_dtype).contiguous(), rois, output_size=(1, 1),
-            spatial_scale=1.0, sampling_ratio=0, pool_mode='avg', aligned=True)  # (K, C, 1, 1)
-        instances = self.null_feature.to(feature_map.dtype).expand(
-            num_frames_batch, num_slots, channels).clone()  # (B*F, N, C)
+            feature_map.to(pool_dtype).contiguous(),
+            rois,
+            output_size=(1, 1),
+            spatial_scale=1.0,
+            sampling_ratio=0,
+            pool_mode='avg',
+            aligned=True)  # (K, C, 1, 1)
+        instances = self.null_feature.to(feature_map.dtype).expand(num_frames_batch, num_slots,
+                                                                   channels).clone()  # (B*F, N, C)
         instances[visible] = roi_features.flatten(1).to(feature_map.dtype)  # (B*F, N, C)
 
         # 2. Fuse with the tracklet branch.
@@ -124,8 +129,8 @@ class InstanceEnhancer(nn.Module):
         per_instance = instances.unflatten(0, (batch_size, num_frames))  # (B, F, N, C)
         per_instance = per_instance.transpose(1, 2).flatten(0, 1)  # (B*N, F, C)
         frames = torch.arange(num_frames, device=feature_map.device)  # (F,)
-        positions = get_timestep_embedding(frames, channels, flip_sin_to_cos=True,
-                                           downscale_freq_shift=0)  # (F, C)
+        positions = get_timestep_embedding(
+            frames, channels, flip_sin_to_cos=True, downscale_freq_shift=0)  # (F, C)
         per_instance = per_instance + positions.to(feature_map.dtype)  # (B*N, F, C)
         per_instance = per_instance + self.frame_attn(self.frame_norm1(per_instance))  # (B*N, F, C)
         per_instance = per_instance + self.frame_ff(self.frame_norm2(per_instance))  # (B*N, F, C)

@@ -24,7 +24,8 @@ class ClipDataPreprocessor(BaseDataPreprocessor):
     with the videos named (resize them in the pipeline).
     """
 
-    def __init__(self, mean: Union[float, Sequence[float]] = 127.5,
+    def __init__(self,
+                 mean: Union[float, Sequence[float]] = 127.5,
                  std: Union[float, Sequence[float]] = 127.5):
         super().__init__()
         mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)

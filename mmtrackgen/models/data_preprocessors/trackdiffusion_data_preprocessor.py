@@ -39,15 +39,17 @@ class TrackDiffusionDataPreprocessor(ClipDataPreprocessor):
         vae_batch_size (int): frames encoded/decoded at once, to bound memory.
     """
 
-    def __init__(self, vae: Optional[dict] = None, text_encoder: Optional[dict] = None,
-                 vae_batch_size: int = 16, **kwargs):
+    def __init__(self,
+                 vae: Optional[dict] = None,
+                 text_encoder: Optional[dict] = None,
+                 vae_batch_size: int = 16,
+                 **kwargs):
         super().__init__(**kwargs)
         self.vae = self.tokenizer = self.text_encoder = None
         self.vae_batch_size = vae_batch_size
         if vae is not None:
             from diffusers import AutoencoderKL
-            folder = check_pretrained_folder(vae['pretrained'], vae.get('subfolder', 'vae'),
-                                             'vae')
+            folder = check_pretrained_folder(vae['pretrained'], vae.get('subfolder', 'vae'), 'vae')
             self.vae = AutoencoderKL.from_pretrained(folder, local_files_only=True)
             self.vae.requires_grad_(False).eval()
         if text_encoder is not None:
@@ -55,10 +57,12 @@ class TrackDiffusionDataPreprocessor(ClipDataPreprocessor):
             path = text_encoder['pretrained']
             self.tokenizer = CLIPTokenizer.from_pretrained(
                 check_pretrained_folder(path, text_encoder.get('tokenizer_subfolder', 'tokenizer'),
-                                        'tokenizer'), local_files_only=True)
+                                        'tokenizer'),
+                local_files_only=True)
             self.text_encoder = CLIPTextModel.from_pretrained(
                 check_pretrained_folder(path, text_encoder.get('text_subfolder', 'text_encoder'),
-                                        'text_encoder'), local_files_only=True)
+                                        'text_encoder'),
+                local_files_only=True)
             self.text_encoder.requires_grad_(False).eval()
 
     @property
@@ -87,8 +91,7 @@ class TrackDiffusionDataPreprocessor(ClipDataPreprocessor):
         b, f = frames.shape[:2]
         flat = frames.flatten(0, 1)  # (B*F, 3, H, W)
         latents = torch.cat([
-            self.vae.encode(chunk).latent_dist.sample()
-            for chunk in flat.split(self.vae_batch_size)
+            self.vae.encode(chunk).latent_dist.sample() for chunk in flat.split(self.vae_batch_size)
         ])  # (B*F, C, h, w)
         return (latents * self.vae.config.scaling_factor).unflatten(0, (b, f))
 
@@ -110,8 +113,8 @@ class TrackDiffusionDataPreprocessor(ClipDataPreprocessor):
         # A tokenizer saved without model_max_length reports a huge one: the positions bound it.
         length = min(self.tokenizer.model_max_length,
                      self.text_encoder.config.max_position_embeddings)
-        tokens = self.tokenizer(captions, padding='max_length', truncation=True,
-                                max_length=length, return_tensors='pt')
+        tokens = self.tokenizer(
+            captions, padding='max_length', truncation=True, max_length=length, return_tensors='pt')
         ids = tokens.input_ids.to(self.text_encoder.device)  # (B, L)
         return self.text_encoder(ids).last_hidden_state  # (B, L, D)
 

@@ -238,9 +238,9 @@ class TrackletUNet3D(UNet3DConditionModel):
         for name in grounding_blocks:
             for transformer in spatial[name]:
                 for block in transformer.transformer_blocks:
-                    block.fuser = GatedGrounding(
-                        block.dim, grounding_context_dim, block.num_attention_heads,
-                        block.attention_head_dim)
+                    block.fuser = GatedGrounding(block.dim, grounding_context_dim,
+                                                 block.num_attention_heads,
+                                                 block.attention_head_dim)
 
         for name in enhancer_blocks:
             for transformer in spatial[name]:
@@ -265,16 +265,18 @@ class TrackletUNet3D(UNet3DConditionModel):
         blocks += [(f'up_blocks.{i}', block) for i, block in enumerate(self.up_blocks)]
         spatial = {}
         for name, block in blocks:
-            transformers = [module for module in getattr(block, 'attentions', None) or []
-                            if isinstance(module, Transformer2DModel)]
+            transformers = [
+                module for module in getattr(block, 'attentions', None) or []
+                if isinstance(module, Transformer2DModel)
+            ]
             if transformers:
                 spatial[name] = transformers
         return spatial
 
     @staticmethod
     def _resolve_blocks(argument: str, requested: Sequence[str] | None,
-                        spatial: dict[str, list[Transformer2DModel]],
-                        default: list[str]) -> list[str]:
+                        spatial: dict[str,
+                                      list[Transformer2DModel]], default: list[str]) -> list[str]:
         if requested is None:
             return default
         if isinstance(requested, str) or not isinstance(requested, Sequence):
@@ -310,8 +312,11 @@ class TrackletUNet3D(UNet3DConditionModel):
         """
         if tracklets is not None:
             self._check_tracklets(tracklets, sample)
-            cross_attention_kwargs = {**(cross_attention_kwargs or {}),
-                                      'gligen': {'objs': tracklets}}
+            cross_attention_kwargs = {
+                **(cross_attention_kwargs or {}), 'gligen': {
+                    'objs': tracklets
+                }
+            }
         return super().forward(
             sample,
             timestep,
@@ -327,9 +332,8 @@ class TrackletUNet3D(UNet3DConditionModel):
 
     def _check_tracklets(self, tracklets: TrackletConditioning, sample: torch.Tensor) -> None:
         if not isinstance(tracklets, TrackletConditioning):
-            raise ValueError(
-                'TrackletUNet3D: `tracklets` must be a TrackletConditioning, '
-                f'got {type(tracklets).__name__}.')
+            raise ValueError('TrackletUNet3D: `tracklets` must be a TrackletConditioning, '
+                             f'got {type(tracklets).__name__}.')
         batch_size, num_frames = sample.shape[0], sample.shape[2]
         num_slots = tracklets.num_slots
         expected = {
@@ -341,8 +345,8 @@ class TrackletUNet3D(UNet3DConditionModel):
         for field, shape in expected.items():
             actual = tuple(getattr(tracklets, field).shape)
             # A width of None (that branch not built) accepts any width.
-            if len(actual) != len(shape) or any(
-                    want is not None and got != want for got, want in zip(actual, shape)):
+            if len(actual) != len(shape) or any(want is not None and got != want
+                                                for got, want in zip(actual, shape)):
                 raise ValueError(
                     f'TrackletUNet3D: `tracklets.{field}` has shape {actual}, expected {shape} '
                     f'for a sample of {batch_size} clips x {num_frames} frames (None: any).')
@@ -369,11 +373,12 @@ class TrackletUNet3D(UNet3DConditionModel):
 
     @property
     def is_gradient_checkpointing(self) -> bool:
-        return any(isinstance(module.__dict__.get('forward'), _CheckpointedForward)
-                   for module in self.modules())
+        return any(
+            isinstance(module.__dict__.get('forward'), _CheckpointedForward)
+            for module in self.modules())
 
-    def enable_gradient_checkpointing(self, gradient_checkpointing_func: Callable | None = None
-                                      ) -> None:
+    def enable_gradient_checkpointing(self,
+                                      gradient_checkpointing_func: Callable | None = None) -> None:
         """Checkpoint every module of :data:`CHECKPOINTED_MODULES`.
 
         ``gradient_checkpointing_func(function, *args)`` follows diffusers' convention; the
@@ -429,7 +434,8 @@ class TrackletUNet3D(UNet3DConditionModel):
 
 
 @MODELS.register_module(name='PretrainedTrackletUNet3D')
-def build_pretrained_tracklet_unet3d(pretrained: str, subfolder: str | None = 'unet',
+def build_pretrained_tracklet_unet3d(pretrained: str,
+                                     subfolder: str | None = 'unet',
                                      **new_layers: Any) -> TrackletUNet3D:
     """Config entry for a UNet3D from a local diffusers folder, extended with ``new_layers``
     (``grounding_context_dim``, ``enhancer_track_dim``...): ``dict(type='PretrainedTrackletUNet3D',
