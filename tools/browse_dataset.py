@@ -7,11 +7,11 @@ import os
 import os.path as osp
 
 import numpy as np
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
 from mmtrackgen.registry import DATASETS
+from mmtrackgen.utils import load_config
 from mmtrackgen.visualization import contact_sheet, draw_tracklets, save_image
 
 
@@ -35,10 +35,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmtrackgen'))
+    cfg = load_config(args.config, args.cfg_options)
     dataset = DATASETS.build(cfg[f'{args.split}_dataloader']['dataset'])
     classes = dataset.metainfo['classes']
     picks = np.linspace(0, len(dataset) - 1, min(args.num_clips, len(dataset))).round()

@@ -12,15 +12,15 @@ import json
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from mmengine.utils import ProgressBar
 
 from mmtrackgen.datasets import segment_foreground
 from mmtrackgen.evaluation import box_alignment, summarize_alignment
 from mmtrackgen.registry import DATASETS, MODELS
+from mmtrackgen.utils import load_config
 
 
 def parse_args():
@@ -40,10 +40,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmtrackgen'))
+    cfg = load_config(args.config, args.cfg_options)
     torch.manual_seed(args.seed)
     model = MODELS.build(cfg.model)
     load_checkpoint(model, args.checkpoint, map_location='cpu')
