@@ -41,5 +41,6 @@ param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2, max_keep_ckpts=3))
 custom_hooks = [
     dict(type='SelfTrackingHook', switch_iter=2),
+    dict(type='EMAHook', momentum=0.1, priority=49),  # as the full-size recipe uses it
     dict(type='SampleVisualizationHook', dataset=preview_clips, interval=2, num_clips=2),
 ]

@@ -36,7 +36,7 @@ def data_root(tmp_path_factory):
 def train(data_root, work_dir, *extra, script='tools/train.py', nproc=None):
     options = [
         f'train_dataloader.dataset.data_root={data_root}',
-        f'custom_hooks.1.dataset.data_root={data_root}'
+        f'custom_hooks.2.dataset.data_root={data_root}'
     ]
     if nproc:
         cmd = ['bash', str(ROOT / 'tools/dist_train.sh'), CONFIG, str(nproc)]
@@ -65,7 +65,7 @@ def test_train_writes_checkpoints_and_previews_then_resumes(data_root, tmp_path)
     assert 'resumed' in log.lower() and 'stage 2 (clean clips) from iteration 2' in log
     assert re.search(r'Iter\(train\) \[4/4\]', log) and not re.search(r'Iter\(train\) \[1/4\]', log)
     final = safe_torch_load(str(tmp_path / 'iter_4.pth'), map_location='cpu')
-    assert final['meta']['iter'] == 4
+    assert final['meta']['iter'] == 4 and 'ema_state_dict' in final  # EMA resumed and saved
     changed = [
         k for k, v in final['state_dict'].items() if not torch.equal(v, ckpt['state_dict'][k])
     ]
