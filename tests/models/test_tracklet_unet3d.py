@@ -408,3 +408,14 @@ def test_module_groups_partition_the_parameters():
         if group == 'temporal':
             temporal_parts = ('temp_convs', 'temp_attentions', 'transformer_in')
             assert any(part in names[pid] for part in temporal_parts)
+
+
+def test_gate_init_opens_every_new_gate_and_is_kept_in_the_config(tmp_path):
+    model = build(gate_init=0.5)
+    gates = [g for m in new_modules(model) for g in (m.alpha_attn, m.alpha_dense)]
+    assert gates and all(float(g) == 0.5 for g in gates)
+    assert model.config.gate_init == 0.5
+    torch.manual_seed(0)
+    UNet3DConditionModel(**TINY).save_pretrained(str(tmp_path / 'stock'))
+    loaded = TrackletUNet3D.from_pretrained(str(tmp_path / 'stock'), gate_init=0.25, **NEW)
+    assert all(float(m.alpha_attn) == 0.25 for m in new_modules(loaded))

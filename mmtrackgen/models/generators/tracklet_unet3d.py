@@ -94,13 +94,14 @@ class _CheckpointedForward:
         return forward(*args)
 
 
-def initialise_missing_layers(model: nn.Module, missing_keys: Sequence[str]) -> None:
+def initialise_missing_layers(model: nn.Module, missing_keys: Sequence[str],
+                              gate_init: float = 0.0) -> None:
     """Initialise the grounding and enhancer modules that a loaded checkpoint did not hold.
 
     diffusers' ``from_pretrained`` builds the model with ``torch.nn.init`` switched off (and,
     with accelerate's ``low_cpu_mem_usage``, on the meta device), so such modules hold garbage
     or no storage. Each wholly missing module is given storage beside the loaded weights and
-    fresh parameters (gates at 0); a module the checkpoint holds only in part is an error.
+    fresh parameters (gates at ``gate_init``); a module the checkpoint holds only in part is an error.
     """
     missing = set(missing_keys)
     loaded = next((p for p in model.parameters() if not p.is_meta), None)
@@ -115,6 +116,9 @@ def initialise_missing_layers(model: nn.Module, missing_keys: Sequence[str]) -> 
             if loaded is not None and any(p.is_meta for p in module.parameters()):
                 module.to_empty(device=loaded.device).to(loaded.dtype)
             module.reset_parameters()
+            with torch.no_grad():
+                module.alpha_attn.fill_(gate_init)
+                module.alpha_dense.fill_(gate_init)
 
 
 def _check_positive_int(name: str, value: Any, optional: bool = False) -> None:
@@ -145,6 +149,10 @@ class TrackletUNet3D(UNet3DConditionModel):
         enhancer_num_heads: attention heads of the enhancers. None: the heads of the spatial
             transformer each enhancer is attached to.
         enhancer_ff_mult: hidden width of the enhancers' feed-forwards, in multiples of C.
+        gate_init: initial value of every new tanh gate. 0 (the default) makes the model start
+            as the stock UNet, which is what a pretrained UNet needs; a model trained from
+            scratch has nothing to preserve, and closed gates barely open in its first hour
+            (docs/training.md), so small configs may start them open.
 
     The resolved block lists are written back to the config, so ``config.json`` names exactly
     the blocks that carry new layers.
@@ -187,6 +195,7 @@ class TrackletUNet3D(UNet3DConditionModel):
         enhancer_blocks: Sequence[str] | None = None,
         enhancer_num_heads: int | None = None,
         enhancer_ff_mult: int = 4,
+        gate_init: float = 0.0,
     ):
         # Check the new arguments before building anything.
         _check_positive_int('grounding_context_dim', grounding_context_dim, optional=True)
@@ -257,6 +266,15 @@ class TrackletUNet3D(UNet3DConditionModel):
         for module in self.modules():
             if isinstance(module, nn.GroupNorm):
                 module.register_forward_pre_hook(_contiguous_input_without_grad)
+        self.open_gates(gate_init)
+
+    @torch.no_grad()
+    def open_gates(self, value: float) -> None:
+        """Set every grounding and enhancer gate (``alpha_attn``, ``alpha_dense``) to ``value``."""
+        for module in self.modules():
+            if isinstance(module, (GatedGrounding, InstanceEnhancer)):
+                module.alpha_attn.fill_(value)
+                module.alpha_dense.fill_(value)
 
     def blocks_with_spatial_transformers(self) -> dict[str, list[Transformer2DModel]]:
         """Block name -> its spatial transformers, for the blocks that have any, in UNet order."""
@@ -363,7 +381,7 @@ class TrackletUNet3D(UNet3DConditionModel):
         output_loading_info = kwargs.pop('output_loading_info', False)
         model, loading_info = super().from_pretrained(
             pretrained_model_name_or_path, output_loading_info=True, **kwargs)
-        initialise_missing_layers(model, loading_info['missing_keys'])
+        initialise_missing_layers(model, loading_info['missing_keys'], model.config.gate_init)
         return (model, loading_info) if output_loading_info else model
 
     # Gradient checkpointing. The stock UNet3D blocks never checkpoint (their
