@@ -101,7 +101,8 @@ def initialise_missing_layers(model: nn.Module, missing_keys: Sequence[str],
     diffusers' ``from_pretrained`` builds the model with ``torch.nn.init`` switched off (and,
     with accelerate's ``low_cpu_mem_usage``, on the meta device), so such modules hold garbage
     or no storage. Each wholly missing module is given storage beside the loaded weights and
-    fresh parameters (gates at ``gate_init``); a module the checkpoint holds only in part is an error.
+    fresh parameters (gates at ``gate_init``); a module the checkpoint holds only in part is an
+    error.
     """
     missing = set(missing_keys)
     loaded = next((p for p in model.parameters() if not p.is_meta), None)
