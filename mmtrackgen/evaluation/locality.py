@@ -2,16 +2,17 @@
 from typing import Dict
 
 import numpy as np
+import torch
+
+from mmtrackgen.models.trackdiffusion import foreground_mask
 
 
 def box_union_mask(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(F, K, 4) normalised xyxy boxes -> (F, H, W) bool: pixel centres inside any of them."""
-    ys = (np.arange(height) + 0.5) / height  # (H,)
-    xs = (np.arange(width) + 0.5) / width  # (W,)
-    x1, y1, x2, y2 = [boxes[..., i, None, None] for i in range(4)]  # each (F, K, 1, 1)
-    inside = ((ys[:, None] >= y1) & (ys[:, None] < y2) & (xs[None, :] >= x1)
-              & (xs[None, :] < x2))  # (F, K, H, W)
-    return inside.any(axis=1)  # (F, H, W)
+    """(F, K, 4) normalised xyxy boxes -> (F, H, W) bool: pixel centres inside any of them
+    (the loss weighting's :func:`foreground_mask`, for numpy arrays)."""
+    boxes = torch.as_tensor(boxes, dtype=torch.float64)[None]  # (1, F, K, 4)
+    visible = torch.ones(boxes.shape[:3], dtype=torch.bool)  # (1, F, K)
+    return foreground_mask(boxes, visible, height, width)[0].numpy()  # (F, H, W)
 
 
 def change_locality(before: np.ndarray, after: np.ndarray, old_boxes: np.ndarray,

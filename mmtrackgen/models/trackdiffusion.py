@@ -114,6 +114,7 @@ class TrackDiffusion(BaseModel):
         self.tracklet_dropout = tracklet_dropout
         self.num_inference_steps = num_inference_steps
         self.guidance_scale = guidance_scale
+        self._empty_text_cache = None  # the encoded empty caption, made on first use
         # Without a text encoder (tiny configs) the cross-attention reads one learned token.
         self.null_text = None
         if getattr(self.data_preprocessor, 'text_encoder', None) is None:
@@ -175,7 +176,7 @@ class TrackDiffusion(BaseModel):
         pre = self.data_preprocessor
         if getattr(pre, 'text_encoder', None) is None:
             return self.null_text.expand(like.shape[0], -1, -1)
-        if not hasattr(self, '_empty_text_cache') or self._empty_text_cache.device != like.device:
+        if self._empty_text_cache is None or self._empty_text_cache.device != like.device:
             self._empty_text_cache = pre.encode_text([''])  # (1, L, D)
         return self._empty_text_cache.expand(like.shape[0], -1, -1)
 
