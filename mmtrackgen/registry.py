@@ -62,7 +62,8 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
 PARAM_SCHEDULERS = Registry(
     'parameter scheduler', parent=MMDET_PARAM_SCHEDULERS, locations=['mmdet.engine'])
 
-METRICS = Registry('metric', parent=MMDET_METRICS, locations=['mmdet.evaluation'])
+METRICS = Registry(
+    'metric', parent=MMDET_METRICS, locations=['mmtrackgen.evaluation', 'mmdet.evaluation'])
 EVALUATOR = Registry('evaluator', parent=MMDET_EVALUATOR, locations=['mmdet.evaluation'])
 
 VISUALIZERS = Registry(
@@ -73,3 +74,6 @@ VISBACKENDS = Registry(
     'vis_backend',
     parent=MMDET_VISBACKENDS,
     locations=['mmtrackgen.visualization', 'mmdet.visualization'])
+
+# Tracklet augmentation policies (generation/augment.py): one annotated layout -> new layouts.
+TRACKLET_AUGMENTS = Registry('tracklet augment', locations=['mmtrackgen.generation'])

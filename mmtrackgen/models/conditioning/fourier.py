@@ -51,3 +51,37 @@ def sinusoidal_positions(positions: torch.Tensor, dim: int, base: float = 10000.
     freqs = base**(-exponents)  # (D/2,)
     angles = positions.to(dtype).unsqueeze(-1) * freqs  # (..., D/2)
     return torch.cat([angles.sin(), angles.cos()], dim=-1)  # (..., D)
+
+
+def token_grid_shape(num_tokens: int, frame_size: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of a feature map of ``num_tokens`` cells taken from a frame of ``frame_size``.
+
+    The UNet halves the map per level (rounding up), so h and w follow from the frame's (H, W)
+    and the token count alone; spatial blocks see tokens flattened row-major.
+    """
+    height, width = frame_size
+    stride = 1
+    while True:
+        grid = (-(-height // stride), -(-width // stride))  # ceil division
+        if grid[0] * grid[1] == num_tokens:
+            return grid
+        if grid[0] * grid[1] < num_tokens:
+            raise ValueError(f'{num_tokens} visual tokens are not a feature map of a '
+                             f'{height}x{width} frame downsampled by a power of 2.')
+        stride *= 2
+
+
+def cell_box_embedding(grid: tuple[int, int], num_freqs: int, device: torch.device | None = None,
+                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The Fourier embedding of every cell of an (h, w) map as a normalised xyxy box.
+
+    The same encoding as the tracklet encoder's boxes, so attention can match a visual token to
+    the instance boxes that cover it. Returns (h * w, 4 * 2 * num_freqs), row-major cells.
+    """
+    height, width = grid
+    ys = torch.arange(height, device=device, dtype=torch.float32)  # (h,)
+    xs = torch.arange(width, device=device, dtype=torch.float32)  # (w,)
+    y, x = torch.meshgrid(ys, xs, indexing='ij')  # (h, w) each
+    cells = torch.stack([x / width, y / height, (x + 1) / width, (y + 1) / height],
+                        dim=-1)  # (h, w, 4)
+    return fourier_embedding(cells.flatten(0, 1), num_freqs).to(dtype)  # (h*w, 8K)

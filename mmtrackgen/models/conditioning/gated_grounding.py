@@ -8,6 +8,12 @@ calls ``self.fuser(hidden_states, cross_attention_kwargs['gligen']['objs'])`` wh
 unchanged. What it adds is the per-frame layout and the visibility mask: an invisible instance
 is masked out of the attention keys, so it has exactly no effect on the visual tokens.
 
+Optionally (``position_freqs``) both sides of the attention are told where they are: every
+visual token gets a learned projection of its cell's Fourier box embedding, and every instance
+token the same projection of its own box's. The UNet's spatial attention has no positional
+encoding, and a small UNet's convolutions tell a token little about where it is, so without this
+a from-scratch model learns slowly which tokens a box covers (docs/training.md).
+
 :class:`NoGrounding` is the pass-through ``fuser`` given to every other block that receives the
 ``gligen`` entry (temporal transformers, spatial transformers left without grounding).
 """
@@ -15,6 +21,7 @@ import torch
 from diffusers.models.attention import GatedSelfAttentionDense
 from torch import nn
 
+from .fourier import cell_box_embedding, fourier_embedding, token_grid_shape
 from .tracklet_conditioning import TrackletConditioning
 
 
@@ -46,14 +53,21 @@ class GatedGrounding(GatedSelfAttentionDense):
         context_dim: D, the width of the instance tokens (``TrackletConditioning.tokens``).
         n_heads: attention heads.
         d_head: channels per head.
+        position_freqs: K of the Fourier cell/box embedding added (through ``position``, a
+            linear layer) to the visual and instance rows; None adds none (GLIGEN's layout).
     """
 
-    def __init__(self, query_dim: int, context_dim: int, n_heads: int, d_head: int):
+    def __init__(self, query_dim: int, context_dim: int, n_heads: int, d_head: int,
+                 position_freqs: int | None = None):
         for name, value in (('query_dim', query_dim), ('context_dim', context_dim),
-                            ('n_heads', n_heads), ('d_head', d_head)):
-            if not isinstance(value, int) or value <= 0:
+                            ('n_heads', n_heads), ('d_head', d_head),
+                            ('position_freqs', 1 if position_freqs is None else position_freqs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f'GatedGrounding: `{name}` must be a positive int, got {value!r}.')
         super().__init__(query_dim, context_dim, n_heads, d_head)
+        self.position_freqs = position_freqs
+        self.position = None if position_freqs is None else nn.Linear(8 * position_freqs,
+                                                                      query_dim)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -78,6 +92,8 @@ class GatedGrounding(GatedSelfAttentionDense):
 
         instances = self.linear(tokens.to(x.dtype))  # (B*F, N, C)
         sequence = self.norm1(torch.cat([x, instances], dim=1))  # (B*F, HW + N, C)
+        if self.position is not None:
+            sequence = sequence + self._positions(objs, num_visual, x.dtype)  # (B*F, HW + N, C)
         always = visible.new_ones(num_frames_batch, num_visual)  # (B*F, HW)
         keep = torch.cat([always, visible], dim=1)  # (B*F, HW + N)
         # Only the visual rows are kept, so only they are computed as queries.
@@ -89,6 +105,19 @@ class GatedGrounding(GatedSelfAttentionDense):
         x = x + self.alpha_attn.tanh() * attended  # (B*F, HW, C)
         x = x + self.alpha_dense.tanh() * self.ff(self.norm2(x))  # (B*F, HW, C)
         return x
+
+    def _positions(self, objs: TrackletConditioning, num_visual: int,
+                   dtype: torch.dtype) -> torch.Tensor:
+        """(B*F, HW + N, C): projected Fourier embeddings of the token cells and the boxes."""
+        if objs.frame_size is None:
+            raise ValueError('GatedGrounding: `position_freqs` needs the tracklets\' '
+                             '`frame_size`, which TrackletUNet3D.forward sets.')
+        grid = token_grid_shape(num_visual, objs.frame_size)
+        cells = cell_box_embedding(grid, self.position_freqs, objs.boxes.device)  # (HW, 8K)
+        boxes = fourier_embedding(objs.frame_major(objs.boxes).float(),
+                                  self.position_freqs)  # (B*F, N, 8K)
+        cells = cells.expand(boxes.shape[0], -1, -1)  # (B*F, HW, 8K)
+        return self.position(torch.cat([cells, boxes], dim=1).to(dtype))  # (B*F, HW + N, C)
 
 
 class NoGrounding(nn.Module):

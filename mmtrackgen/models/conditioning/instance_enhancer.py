@@ -12,6 +12,10 @@ spatial transformer, (B*F, C, H, W) with frames as batch (index ``b * F + f``):
    result is added through ``tanh(alpha_attn)``, then a feed-forward through
    ``tanh(alpha_dense)``. Both gates start at 0, so the enhancer starts as the identity.
 
+With ``position_freqs`` the step-4 queries and keys also get a learned projection of the
+Fourier box embedding of the visual token's cell and of the instance's box (see
+:mod:`.gated_grounding`), so a token can find the instances that cover it.
+
 A frame with no visible instance is left exactly as it was (its update is multiplied by 0),
 so an instance invisible in every frame has no effect and N = 0 is the identity.
 """
@@ -22,6 +26,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from mmcv.ops import roi_align
 from torch import nn
 
+from .fourier import cell_box_embedding, fourier_embedding
 from .gated_grounding import key_padding_bias
 from .tracklet_conditioning import TrackletConditioning
 
@@ -35,13 +40,17 @@ class InstanceEnhancer(nn.Module):
         num_heads: attention heads of the cross-frame and the visual->instance attention;
             must divide ``channels``.
         ff_mult: hidden width of the feed-forwards, as a multiple of C.
+        position_freqs: K of the Fourier cell/box embedding added (through ``position``) to the
+            step-4 queries and keys; None adds none.
     """
 
-    def __init__(self, channels: int, track_dim: int, num_heads: int, ff_mult: int = 4):
+    def __init__(self, channels: int, track_dim: int, num_heads: int, ff_mult: int = 4,
+                 position_freqs: int | None = None):
         super().__init__()
         for name, value in (('channels', channels), ('track_dim', track_dim),
-                            ('num_heads', num_heads), ('ff_mult', ff_mult)):
-            if not isinstance(value, int) or value <= 0:
+                            ('num_heads', num_heads), ('ff_mult', ff_mult),
+                            ('position_freqs', 1 if position_freqs is None else position_freqs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(
                     f'InstanceEnhancer: `{name}` must be a positive int, got {value!r}.')
         if channels % num_heads != 0:
@@ -69,6 +78,9 @@ class InstanceEnhancer(nn.Module):
         self.ff = FeedForward(channels, mult=ff_mult, activation_fn='geglu')
         self.alpha_attn = nn.Parameter(torch.tensor(0.0))
         self.alpha_dense = nn.Parameter(torch.tensor(0.0))
+        self.position_freqs = position_freqs
+        self.position = None if position_freqs is None else nn.Linear(8 * position_freqs,
+                                                                      channels)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -144,9 +156,18 @@ class InstanceEnhancer(nn.Module):
         keep = visible | ~has_instance[:, None]  # (B*F, N)
         frame_gate = has_instance.to(feature_map.dtype)[:, None, None]  # (B*F, 1, 1)
         x = feature_map.flatten(2).transpose(1, 2)  # (B*F, HW, C)
+        queries = self.norm_visual(x)  # (B*F, HW, C)
+        keys = self.norm_instance(instances)  # (B*F, N, C)
+        if self.position is not None:
+            cells = cell_box_embedding((height, width), self.position_freqs,
+                                       boxes.device)  # (HW, 8K)
+            box_codes = fourier_embedding(objs.frame_major(objs.boxes).float(),
+                                          self.position_freqs)  # (B*F, N, 8K)
+            queries = queries + self.position(cells.to(x.dtype))  # (B*F, HW, C)
+            keys = keys + self.position(box_codes.to(x.dtype))  # (B*F, N, C)
         attended = self.attn(
-            self.norm_visual(x),  # (B*F, HW, C)
-            encoder_hidden_states=self.norm_instance(instances),  # (B*F, N, C)
+            queries,  # (B*F, HW, C)
+            encoder_hidden_states=keys,  # (B*F, N, C)
             attention_mask=key_padding_bias(keep, x.dtype),  # (B*F, 1, N)
         )  # (B*F, HW, C)
         x = x + frame_gate * self.alpha_attn.tanh() * attended  # (B*F, HW, C)

@@ -16,11 +16,14 @@ class TrackletConditioning:
             its frames), fused with RoI features in the Instance Enhancer.
         boxes: (B, F, N, 4) xyxy normalised to [0, 1].
         visible: (B, F, N) bool; invisible entries never reach the visual tokens.
+        frame_size: (H, W) of the generator's input frames, set by the generator so layers that
+            see flattened tokens can place them (:func:`token_grid_shape`); None until then.
     """
     tokens: torch.Tensor
     track_features: torch.Tensor
     boxes: torch.Tensor
     visible: torch.Tensor
+    frame_size: tuple[int, int] | None = None
 
     @property
     def num_frames(self) -> int:
@@ -37,5 +40,7 @@ class TrackletConditioning:
     @classmethod
     def concat(cls, parts) -> 'TrackletConditioning':
         """Join conditionings along the batch (e.g. conditional and unconditional passes)."""
-        return cls(*(torch.cat([getattr(p, name) for p in parts])
-                     for name in ('tokens', 'track_features', 'boxes', 'visible')))
+        parts = list(parts)
+        joined = (torch.cat([getattr(p, name) for p in parts])
+                  for name in ('tokens', 'track_features', 'boxes', 'visible'))
+        return cls(*joined, frame_size=parts[0].frame_size)

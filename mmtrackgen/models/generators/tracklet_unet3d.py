@@ -17,6 +17,7 @@ stock state-dict key stays as it was and a stock checkpoint loads without renami
 Both start as the identity (zero-initialised tanh gates), so the model starts as the stock UNet.
 Spatial layers see frames as batch: index ``b * F + f``.
 """
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -101,8 +102,9 @@ def initialise_missing_layers(model: nn.Module, missing_keys: Sequence[str],
     diffusers' ``from_pretrained`` builds the model with ``torch.nn.init`` switched off (and,
     with accelerate's ``low_cpu_mem_usage``, on the meta device), so such modules hold garbage
     or no storage. Each wholly missing module is given storage beside the loaded weights and
-    fresh parameters (gates at ``gate_init``); a module the checkpoint holds only in part is an
-    error.
+    fresh parameters (gates at ``gate_init``). A module the checkpoint holds but for its
+    ``position`` layer (GLIGEN weights into a model with token positions) gets only that layer
+    initialised; any other partial module is an error.
     """
     missing = set(missing_keys)
     loaded = next((p for p in model.parameters() if not p.is_meta), None)
@@ -110,16 +112,27 @@ def initialise_missing_layers(model: nn.Module, missing_keys: Sequence[str],
         if not isinstance(module, (GatedGrounding, InstanceEnhancer)):
             continue
         keys = {f'{name}.{key}' for key in module.state_dict()}
+        position_keys = {key for key in keys if key.startswith(f'{name}.position.')}
+        if position_keys and not (keys - position_keys) & missing:
+            if position_keys & missing:  # all loaded but the position layer
+                _materialise(module.position, loaded)
+                module.position.reset_parameters()
+            continue
         if keys & missing and not keys <= missing:
             raise ValueError(f'The checkpoint holds only part of {name!r}; missing '
                              f'{sorted(keys & missing)}.')
         if keys <= missing:
-            if loaded is not None and any(p.is_meta for p in module.parameters()):
-                module.to_empty(device=loaded.device).to(loaded.dtype)
+            _materialise(module, loaded)
             module.reset_parameters()
             with torch.no_grad():
                 module.alpha_attn.fill_(gate_init)
                 module.alpha_dense.fill_(gate_init)
+
+
+def _materialise(module: nn.Module, like: torch.Tensor | None) -> None:
+    """Give a module left on the meta device storage beside ``like`` (a loaded parameter)."""
+    if like is not None and any(p.is_meta for p in module.parameters()):
+        module.to_empty(device=like.device).to(like.dtype)
 
 
 def _check_positive_int(name: str, value: Any, optional: bool = False) -> None:
@@ -150,6 +163,10 @@ class TrackletUNet3D(UNet3DConditionModel):
         enhancer_num_heads: attention heads of the enhancers. None: the heads of the spatial
             transformer each enhancer is attached to.
         enhancer_ff_mult: hidden width of the enhancers' feed-forwards, in multiples of C.
+        token_position_freqs: K of the Fourier embedding of token cells and boxes that grounding
+            and enhancers add to their attention (see :class:`GatedGrounding`). None (the
+            default) adds none, as in GLIGEN; small from-scratch models learn boxes much faster
+            with it.
         gate_init: initial value of every new tanh gate. 0 (the default) makes the model start
             as the stock UNet, which is what a pretrained UNet needs; a model trained from
             scratch has nothing to preserve, and closed gates barely open in its first hour
@@ -196,6 +213,7 @@ class TrackletUNet3D(UNet3DConditionModel):
         enhancer_blocks: Sequence[str] | None = None,
         enhancer_num_heads: int | None = None,
         enhancer_ff_mult: int = 4,
+        token_position_freqs: int | None = None,
         gate_init: float = 0.0,
     ):
         # Check the new arguments before building anything.
@@ -203,6 +221,7 @@ class TrackletUNet3D(UNet3DConditionModel):
         _check_positive_int('enhancer_track_dim', enhancer_track_dim, optional=True)
         _check_positive_int('enhancer_num_heads', enhancer_num_heads, optional=True)
         _check_positive_int('enhancer_ff_mult', enhancer_ff_mult)
+        _check_positive_int('token_position_freqs', token_position_freqs, optional=True)
         if grounding_context_dim is None and grounding_blocks:
             raise ValueError(
                 f'TrackletUNet3D: `grounding_blocks` is {list(grounding_blocks)} but '
@@ -250,7 +269,8 @@ class TrackletUNet3D(UNet3DConditionModel):
                 for block in transformer.transformer_blocks:
                     block.fuser = GatedGrounding(block.dim, grounding_context_dim,
                                                  block.num_attention_heads,
-                                                 block.attention_head_dim)
+                                                 block.attention_head_dim,
+                                                 position_freqs=token_position_freqs)
 
         for name in enhancer_blocks:
             for transformer in spatial[name]:
@@ -261,7 +281,11 @@ class TrackletUNet3D(UNet3DConditionModel):
                         f'TrackletUNet3D: `enhancer_num_heads` ({num_heads}) must divide the '
                         f'{channels} channels of the spatial transformers of {name!r}.')
                 transformer.instance_enhancer = InstanceEnhancer(
-                    channels, enhancer_track_dim, num_heads, ff_mult=enhancer_ff_mult)
+                    channels,
+                    enhancer_track_dim,
+                    num_heads,
+                    ff_mult=enhancer_ff_mult,
+                    position_freqs=token_position_freqs)
                 transformer.register_forward_hook(_enhance_transformer_output, with_kwargs=True)
 
         for module in self.modules():
@@ -331,6 +355,7 @@ class TrackletUNet3D(UNet3DConditionModel):
         """
         if tracklets is not None:
             self._check_tracklets(tracklets, sample)
+            tracklets = dataclasses.replace(tracklets, frame_size=tuple(sample.shape[-2:]))
             cross_attention_kwargs = {
                 **(cross_attention_kwargs or {}), 'gligen': {
                     'objs': tracklets
