@@ -24,7 +24,12 @@ model = dict(
         cross_attention_dim=64,
         attention_head_dim=8,
         grounding_context_dim=64,
-        enhancer_track_dim=32),
+        enhancer_track_dim=32,
+        # Learning boxes fast from scratch (docs/training.md): tokens know where they are,
+        # instances are attended to only inside their boxes, and the new gates start open.
+        token_position_freqs=4,
+        ground_within_boxes=True,
+        gate_init=1.0),
     tracklet_encoder=dict(
         type='TrackletEncoder',
         token_dim=64,
@@ -34,7 +39,7 @@ model = dict(
     noise_scheduler=dict(
         type='DDPMScheduler', num_train_timesteps=1000, beta_schedule='squaredcos_cap_v2'),
     sampler='DDIMScheduler',
-    prediction_type='epsilon',
+    prediction_type='v_prediction',  # smoother samples early in training than epsilon
     foreground_weight=2.0,
     caption_dropout=0.0,  # captions are not encoded in pixel space: nothing to drop
     tracklet_dropout=0.1,

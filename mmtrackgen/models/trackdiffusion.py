@@ -5,6 +5,7 @@ targets, the loss weighting, guidance and the sampling loop live here, and the n
 are diffusers schedulers chosen in config.
 """
 import copy
+import inspect
 from typing import Dict, List, Optional, Sequence, Union
 
 import diffusers
@@ -29,6 +30,11 @@ def build_scheduler(cfg: Union[dict, str], base_config: Optional[dict] = None):
     if 'from_pretrained' in cfg:
         return cls.from_pretrained(cfg.pop('from_pretrained'), local_files_only=True, **cfg)
     if base_config is not None:
+        # DPM-Solver steps in log-SNR, which is -inf at the end of the cosine schedule: without
+        # a floor its first step explodes (diffusers documents the floor for this schedule).
+        if (base_config.get('beta_schedule') == 'squaredcos_cap_v2'
+                and 'lambda_min_clipped' in inspect.signature(cls.__init__).parameters):
+            cfg.setdefault('lambda_min_clipped', -5.1)
         return cls.from_config(base_config, **cfg)
     return cls(**cfg)
 

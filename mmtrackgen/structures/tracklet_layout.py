@@ -1,5 +1,5 @@
 """A layout: the tracklets of one clip without its frames, the unit generation works on."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -58,3 +58,17 @@ class TrackletLayout:
     @property
     def num_instances(self) -> int:
         return self.visible.shape[1]
+
+    def copy(self, **changes) -> 'TrackletLayout':
+        """A copy sharing no array or list with this layout (so it can be changed freely), with
+        ``changes`` replacing fields (they are taken as given, not copied)."""
+        fields = dict(
+            image_size=tuple(self.image_size),
+            boxes=self.boxes.copy(),
+            visible=self.visible.copy(),
+            instance_ids=self.instance_ids.copy(),
+            categories=list(self.categories),
+            visibility=self.visibility.copy(),
+            frame_ids=self.frame_ids.copy())
+        fields.update(changes)
+        return replace(self, **fields)

@@ -1,6 +1,8 @@
 # synthetic_tiny shrunk for tests: 16x16 frames, 4-frame clips, a micro UNet, 4 iterations.
 _base_ = ['../../configs/trackdiff/synthetic_tiny.py']
 
+num_frames = 4
+
 model = dict(
     generator=dict(
         sample_size=16,

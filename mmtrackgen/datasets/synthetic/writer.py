@@ -23,6 +23,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from mmtrackgen.structures import TrackletLayout
+from ..tracklet_file import layouts_to_cocovid
 from .render import RenderedVideo, render_video
 from .shapes import SHAPES
 from .world import VideoLayout, sample_video
@@ -161,15 +163,9 @@ def _save_jpeg(frame: np.ndarray, path: str, quality: int):
 
 def _write_split(out_dir: str, split: str, num_videos: int, write_frames: bool, info: dict,
                  categories: Sequence[str], gen: dict, captions: Dict[str, str], progress) -> dict:
-    """Generate one split's videos and write its frames and CocoVID file; returns counts."""
-    cat_ids = {name: i + 1 for i, name in enumerate(categories)}
-    coco = dict(
-        info=info,
-        categories=[dict(id=i, name=name) for name, i in cat_ids.items()],
-        videos=[],
-        images=[],
-        annotations=[])
+    """Generate one split's videos, write their frames and return the split's CocoVID dict."""
     width, height = gen['image_size']
+    layouts = []
     next_instance = 1
     for index in range(num_videos):
         name = f'{split}_{index:04d}'
@@ -181,48 +177,53 @@ def _write_split(out_dir: str, split: str, num_videos: int, write_frames: bool, 
 
         # Only tracks seen in some frame get an instance id (and a place in the caption).
         seen = sorted({a['track'] for frame in per_frame for a in frame})
-        instance_ids = {k: next_instance + i for i, k in enumerate(seen)}
-        next_instance += len(seen)
+        column = {k: n for n, k in enumerate(seen)}
         captions[name] = caption_of(layout, seen)
+        layouts.append(
+            _tracklet_layout(name, (height, width), per_frame, column, next_instance,
+                             [layout.tracks[k].category for k in seen]))
+        next_instance += len(seen)
 
-        video_id = len(coco['videos']) + 1
-        coco['videos'].append(dict(id=video_id, name=name, width=width, height=height))
         if write_frames:
             os.makedirs(osp.join(out_dir, split, name, 'img1'), exist_ok=True)
-        for t, frame in enumerate(per_frame):
-            file_name = f'{name}/img1/{t + 1:06d}.jpg'
-            image_id = len(coco['images']) + 1
-            coco['images'].append(
-                dict(
-                    id=image_id,
-                    video_id=video_id,
-                    frame_id=t,
-                    mot_frame_id=t + 1,
-                    file_name=file_name,
-                    width=width,
-                    height=height))
-            if write_frames:
-                _save_jpeg(rendered.frames[t], osp.join(out_dir, split, file_name),
+            for t in range(layout.num_frames):
+                _save_jpeg(rendered.frames[t],
+                           osp.join(out_dir, split, name, 'img1', f'{t + 1:06d}.jpg'),
                            gen['jpeg_quality'])
-            for a in frame:
-                track = layout.tracks[a['track']]
-                x, y, w, h = a['bbox']
-                coco['annotations'].append(
-                    dict(
-                        id=len(coco['annotations']) + 1,
-                        image_id=image_id,
-                        video_id=video_id,
-                        category_id=cat_ids[track.category],
-                        instance_id=instance_ids[a['track']],
-                        bbox=a['bbox'],
-                        area=round(w * h, 2),
-                        iscrowd=0,
-                        visibility=a['visibility'],
-                        mot_conf=1.0,
-                        ignore=False))
         if progress is not None:
             progress.update()
-    return coco
+    # Boxes are already rounded to 2 decimals and visibility to 3, which the writer keeps.
+    return layouts_to_cocovid(
+        layouts,
+        categories,
+        file_name='{video}/img1/{frame:06d}.jpg',
+        info=info,
+        decimals=2,
+        mot_fields=True)
+
+
+def _tracklet_layout(name: str, image_size: Tuple[int, int], per_frame: List[List[dict]],
+                     column: Dict[int, int], first_id: int, categories: List[str]):
+    """One video's :func:`frame_annotations` as a layout; instance ids from ``first_id``."""
+    num_frames, num_instances = len(per_frame), len(column)
+    boxes = np.zeros((num_frames, num_instances, 4), np.float32)
+    visible = np.zeros((num_frames, num_instances), bool)
+    visibility = np.zeros((num_frames, num_instances), np.float32)
+    for t, frame in enumerate(per_frame):
+        for a in frame:
+            n = column[a['track']]
+            x, y, w, h = a['bbox']
+            boxes[t, n] = (x, y, x + w, y + h)
+            visible[t, n] = True
+            visibility[t, n] = a['visibility']
+    return TrackletLayout(
+        name=name,
+        image_size=image_size,
+        boxes=boxes,
+        visible=visible,
+        instance_ids=np.arange(first_id, first_id + num_instances, dtype=np.int64),
+        categories=categories,
+        visibility=visibility)
 
 
 def make_synthetic_dataset(out_dir: str,

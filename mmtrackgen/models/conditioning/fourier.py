@@ -71,7 +71,9 @@ def token_grid_shape(num_tokens: int, frame_size: tuple[int, int]) -> tuple[int,
         stride *= 2
 
 
-def cell_box_embedding(grid: tuple[int, int], num_freqs: int, device: torch.device | None = None,
+def cell_box_embedding(grid: tuple[int, int],
+                       num_freqs: int,
+                       device: torch.device | None = None,
                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The Fourier embedding of every cell of an (h, w) map as a normalised xyxy box.
 
@@ -85,3 +87,29 @@ def cell_box_embedding(grid: tuple[int, int], num_freqs: int, device: torch.devi
     cells = torch.stack([x / width, y / height, (x + 1) / width, (y + 1) / height],
                         dim=-1)  # (h, w, 4)
     return fourier_embedding(cells.flatten(0, 1), num_freqs).to(dtype)  # (h*w, 8K)
+
+
+def cells_in_boxes(boxes: torch.Tensor, visible: torch.Tensor, grid: tuple[int,
+                                                                           int]) -> torch.Tensor:
+    """Which cells of an (h, w) map each visible box covers.
+
+    A cell is covered when its centre lies inside the box grown by half a cell on every side,
+    so a box smaller than a cell still covers the cell it sits in.
+
+    Args:
+        boxes: (..., N, 4) xyxy normalised to [0, 1].
+        visible: (..., N) bool.
+        grid: (h, w).
+    Returns:
+        (..., h * w, N) bool, row-major cells.
+    """
+    height, width = grid
+    ys = (torch.arange(height, device=boxes.device, dtype=torch.float32) + 0.5) / height  # (h,)
+    xs = (torch.arange(width, device=boxes.device, dtype=torch.float32) + 0.5) / width  # (w,)
+    cy, cx = torch.meshgrid(ys, xs, indexing='ij')  # (h, w) each
+    cx, cy = cx.reshape(-1, 1), cy.reshape(-1, 1)  # (HW, 1) each
+    b = boxes.float().unsqueeze(-3)  # (..., 1, N, 4)
+    half_w, half_h = 0.5 / width, 0.5 / height
+    inside = ((cx >= b[..., 0] - half_w) & (cx <= b[..., 2] + half_w)
+              & (cy >= b[..., 1] - half_h) & (cy <= b[..., 3] + half_h))  # (..., HW, N)
+    return inside & visible.unsqueeze(-2)  # (..., HW, N)

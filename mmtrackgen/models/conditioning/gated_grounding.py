@@ -14,6 +14,10 @@ token the same projection of its own box's. The UNet's spatial attention has no 
 encoding, and a small UNet's convolutions tell a token little about where it is, so without this
 a from-scratch model learns slowly which tokens a box covers (docs/training.md).
 
+Optionally (``within_boxes``) a visual token sees an instance token only when its cell lies in
+that instance's box: the grounding is confined to the box, as the method intends, instead of
+having to be learned.
+
 :class:`NoGrounding` is the pass-through ``fuser`` given to every other block that receives the
 ``gligen`` entry (temporal transformers, spatial transformers left without grounding).
 """
@@ -21,20 +25,21 @@ import torch
 from diffusers.models.attention import GatedSelfAttentionDense
 from torch import nn
 
-from .fourier import cell_box_embedding, fourier_embedding, token_grid_shape
+from .fourier import cell_box_embedding, cells_in_boxes, fourier_embedding, token_grid_shape
 from .tracklet_conditioning import TrackletConditioning
 
 
 def key_padding_bias(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, S) bool, True = attend -> (B, 1, S) additive attention bias (0 or the dtype's min).
+    """(B, S) or (B, Q, S) bool, True = attend -> (B, 1, S) or (B, Q, S) additive attention
+    bias (0 or the dtype's min).
 
     An additive bias works with every diffusers attention processor (the SDPA one and the
     classic ``baddbmm`` one); ``exp(min - max)`` underflows to exactly 0, so a masked key gets
     exactly zero weight. Every row must keep at least one key.
     """
-    bias = torch.zeros(keep.shape, dtype=dtype, device=keep.device)  # (B, S)
-    bias = bias.masked_fill(~keep, torch.finfo(dtype).min)  # (B, S)
-    return bias[:, None, :]  # (B, 1, S)
+    bias = torch.zeros(keep.shape, dtype=dtype, device=keep.device)  # (B, [Q,] S)
+    bias = bias.masked_fill(~keep, torch.finfo(dtype).min)  # (B, [Q,] S)
+    return bias if bias.dim() == 3 else bias[:, None, :]  # (B, 1 or Q, S)
 
 
 class GatedGrounding(GatedSelfAttentionDense):
@@ -55,10 +60,17 @@ class GatedGrounding(GatedSelfAttentionDense):
         d_head: channels per head.
         position_freqs: K of the Fourier cell/box embedding added (through ``position``, a
             linear layer) to the visual and instance rows; None adds none (GLIGEN's layout).
+        within_boxes: a visual token attends to an instance token only when its cell lies in
+            the instance's box (all visual tokens stay visible to each other).
     """
 
-    def __init__(self, query_dim: int, context_dim: int, n_heads: int, d_head: int,
-                 position_freqs: int | None = None):
+    def __init__(self,
+                 query_dim: int,
+                 context_dim: int,
+                 n_heads: int,
+                 d_head: int,
+                 position_freqs: int | None = None,
+                 within_boxes: bool = False):
         for name, value in (('query_dim', query_dim), ('context_dim', context_dim),
                             ('n_heads', n_heads), ('d_head', d_head),
                             ('position_freqs', 1 if position_freqs is None else position_freqs)):
@@ -66,8 +78,8 @@ class GatedGrounding(GatedSelfAttentionDense):
                 raise ValueError(f'GatedGrounding: `{name}` must be a positive int, got {value!r}.')
         super().__init__(query_dim, context_dim, n_heads, d_head)
         self.position_freqs = position_freqs
-        self.position = None if position_freqs is None else nn.Linear(8 * position_freqs,
-                                                                      query_dim)
+        self.within_boxes = within_boxes
+        self.position = None if position_freqs is None else nn.Linear(8 * position_freqs, query_dim)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -94,25 +106,35 @@ class GatedGrounding(GatedSelfAttentionDense):
         sequence = self.norm1(torch.cat([x, instances], dim=1))  # (B*F, HW + N, C)
         if self.position is not None:
             sequence = sequence + self._positions(objs, num_visual, x.dtype)  # (B*F, HW + N, C)
-        always = visible.new_ones(num_frames_batch, num_visual)  # (B*F, HW)
-        keep = torch.cat([always, visible], dim=1)  # (B*F, HW + N)
+        if self.within_boxes:
+            grid = self._grid(objs, num_visual)
+            covered = cells_in_boxes(objs.frame_major(objs.boxes), visible, grid)  # (B*F, HW, N)
+            always = covered.new_ones(num_frames_batch, num_visual, num_visual)  # (B*F, HW, HW)
+            keep = torch.cat([always, covered], dim=2)  # (B*F, HW, HW + N)
+        else:
+            always = visible.new_ones(num_frames_batch, num_visual)  # (B*F, HW)
+            keep = torch.cat([always, visible], dim=1)  # (B*F, HW + N)
         # Only the visual rows are kept, so only they are computed as queries.
         attended = self.attn(
             sequence[:, :num_visual],  # (B*F, HW, C)
             encoder_hidden_states=sequence,
-            attention_mask=key_padding_bias(keep, x.dtype),  # (B*F, 1, HW + N)
+            attention_mask=key_padding_bias(keep, x.dtype),  # (B*F, 1 or HW, HW + N)
         )  # (B*F, HW, C)
         x = x + self.alpha_attn.tanh() * attended  # (B*F, HW, C)
         x = x + self.alpha_dense.tanh() * self.ff(self.norm2(x))  # (B*F, HW, C)
         return x
 
+    @staticmethod
+    def _grid(objs: TrackletConditioning, num_visual: int) -> tuple[int, int]:
+        if objs.frame_size is None:
+            raise ValueError('GatedGrounding: token positions and `within_boxes` need the '
+                             "tracklets' `frame_size`, which TrackletUNet3D.forward sets.")
+        return token_grid_shape(num_visual, objs.frame_size)
+
     def _positions(self, objs: TrackletConditioning, num_visual: int,
                    dtype: torch.dtype) -> torch.Tensor:
         """(B*F, HW + N, C): projected Fourier embeddings of the token cells and the boxes."""
-        if objs.frame_size is None:
-            raise ValueError('GatedGrounding: `position_freqs` needs the tracklets\' '
-                             '`frame_size`, which TrackletUNet3D.forward sets.')
-        grid = token_grid_shape(num_visual, objs.frame_size)
+        grid = self._grid(objs, num_visual)
         cells = cell_box_embedding(grid, self.position_freqs, objs.boxes.device)  # (HW, 8K)
         boxes = fourier_embedding(objs.frame_major(objs.boxes).float(),
                                   self.position_freqs)  # (B*F, N, 8K)

@@ -26,7 +26,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from mmcv.ops import roi_align
 from torch import nn
 
-from .fourier import cell_box_embedding, fourier_embedding
+from .fourier import cell_box_embedding, cells_in_boxes, fourier_embedding
 from .gated_grounding import key_padding_bias
 from .tracklet_conditioning import TrackletConditioning
 
@@ -42,10 +42,17 @@ class InstanceEnhancer(nn.Module):
         ff_mult: hidden width of the feed-forwards, as a multiple of C.
         position_freqs: K of the Fourier cell/box embedding added (through ``position``) to the
             step-4 queries and keys; None adds none.
+        within_boxes: in step 4 a visual token attends only to the instances whose boxes cover
+            its cell; tokens outside every box are left as they were.
     """
 
-    def __init__(self, channels: int, track_dim: int, num_heads: int, ff_mult: int = 4,
-                 position_freqs: int | None = None):
+    def __init__(self,
+                 channels: int,
+                 track_dim: int,
+                 num_heads: int,
+                 ff_mult: int = 4,
+                 position_freqs: int | None = None,
+                 within_boxes: bool = False):
         super().__init__()
         for name, value in (('channels', channels), ('track_dim', track_dim),
                             ('num_heads', num_heads), ('ff_mult', ff_mult),
@@ -79,8 +86,8 @@ class InstanceEnhancer(nn.Module):
         self.alpha_attn = nn.Parameter(torch.tensor(0.0))
         self.alpha_dense = nn.Parameter(torch.tensor(0.0))
         self.position_freqs = position_freqs
-        self.position = None if position_freqs is None else nn.Linear(8 * position_freqs,
-                                                                      channels)
+        self.within_boxes = within_boxes
+        self.position = None if position_freqs is None else nn.Linear(8 * position_freqs, channels)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -150,25 +157,31 @@ class InstanceEnhancer(nn.Module):
         instances = instances.transpose(1, 2).flatten(0, 1)  # (B*F, N, C)
 
         # 4. Visual tokens cross-attend to their frame's visible instances, through the gates.
-        has_instance = visible.any(dim=1)  # (B*F,)
-        # Rows of frames without a visible instance attend to all slots (so no row is empty);
-        # their update is multiplied by 0 below, so those frames are left exactly as they were.
-        keep = visible | ~has_instance[:, None]  # (B*F, N)
-        frame_gate = has_instance.to(feature_map.dtype)[:, None, None]  # (B*F, 1, 1)
+        # Rows of tokens that may see no instance (a frame without visible instances, or with
+        # `within_boxes` a cell outside every box) attend to all slots, so no row is empty;
+        # their update is multiplied by 0 below, so those tokens are left exactly as they were.
+        if self.within_boxes:
+            allowed = cells_in_boxes(objs.frame_major(objs.boxes), visible,
+                                     (height, width))  # (B*F, HW, N)
+        else:
+            allowed = visible[:, None, :]  # (B*F, 1, N)
+        has_instance = allowed.any(dim=2, keepdim=True)  # (B*F, HW or 1, 1)
+        keep = allowed | ~has_instance  # (B*F, HW or 1, N)
+        frame_gate = has_instance.to(feature_map.dtype)  # (B*F, HW or 1, 1)
         x = feature_map.flatten(2).transpose(1, 2)  # (B*F, HW, C)
         queries = self.norm_visual(x)  # (B*F, HW, C)
         keys = self.norm_instance(instances)  # (B*F, N, C)
         if self.position is not None:
             cells = cell_box_embedding((height, width), self.position_freqs,
                                        boxes.device)  # (HW, 8K)
-            box_codes = fourier_embedding(objs.frame_major(objs.boxes).float(),
-                                          self.position_freqs)  # (B*F, N, 8K)
+            box_codes = fourier_embedding(
+                objs.frame_major(objs.boxes).float(), self.position_freqs)  # (B*F, N, 8K)
             queries = queries + self.position(cells.to(x.dtype))  # (B*F, HW, C)
             keys = keys + self.position(box_codes.to(x.dtype))  # (B*F, N, C)
         attended = self.attn(
             queries,  # (B*F, HW, C)
             encoder_hidden_states=keys,  # (B*F, N, C)
-            attention_mask=key_padding_bias(keep, x.dtype),  # (B*F, 1, N)
+            attention_mask=key_padding_bias(keep, x.dtype),  # (B*F, HW or 1, N)
         )  # (B*F, HW, C)
         x = x + frame_gate * self.alpha_attn.tanh() * attended  # (B*F, HW, C)
         x = x + frame_gate * self.alpha_dense.tanh() * self.ff(self.norm_dense(x))  # (B*F, HW, C)

@@ -41,6 +41,7 @@ class TrackletConditioning:
     def concat(cls, parts) -> 'TrackletConditioning':
         """Join conditionings along the batch (e.g. conditional and unconditional passes)."""
         parts = list(parts)
-        joined = (torch.cat([getattr(p, name) for p in parts])
-                  for name in ('tokens', 'track_features', 'boxes', 'visible'))
+        joined = (
+            torch.cat([getattr(p, name) for p in parts])
+            for name in ('tokens', 'track_features', 'boxes', 'visible'))
         return cls(*joined, frame_size=parts[0].frame_size)

@@ -95,7 +95,8 @@ class _CheckpointedForward:
         return forward(*args)
 
 
-def initialise_missing_layers(model: nn.Module, missing_keys: Sequence[str],
+def initialise_missing_layers(model: nn.Module,
+                              missing_keys: Sequence[str],
                               gate_init: float = 0.0) -> None:
     """Initialise the grounding and enhancer modules that a loaded checkpoint did not hold.
 
@@ -167,6 +168,9 @@ class TrackletUNet3D(UNet3DConditionModel):
             and enhancers add to their attention (see :class:`GatedGrounding`). None (the
             default) adds none, as in GLIGEN; small from-scratch models learn boxes much faster
             with it.
+        ground_within_boxes: grounding and enhancers let a visual token see an instance only
+            when its cell lies in the instance's box (see :class:`GatedGrounding`); the default
+            (False) is GLIGEN's, where attention has to learn it.
         gate_init: initial value of every new tanh gate. 0 (the default) makes the model start
             as the stock UNet, which is what a pretrained UNet needs; a model trained from
             scratch has nothing to preserve, and closed gates barely open in its first hour
@@ -214,6 +218,7 @@ class TrackletUNet3D(UNet3DConditionModel):
         enhancer_num_heads: int | None = None,
         enhancer_ff_mult: int = 4,
         token_position_freqs: int | None = None,
+        ground_within_boxes: bool = False,
         gate_init: float = 0.0,
     ):
         # Check the new arguments before building anything.
@@ -267,10 +272,13 @@ class TrackletUNet3D(UNet3DConditionModel):
         for name in grounding_blocks:
             for transformer in spatial[name]:
                 for block in transformer.transformer_blocks:
-                    block.fuser = GatedGrounding(block.dim, grounding_context_dim,
-                                                 block.num_attention_heads,
-                                                 block.attention_head_dim,
-                                                 position_freqs=token_position_freqs)
+                    block.fuser = GatedGrounding(
+                        block.dim,
+                        grounding_context_dim,
+                        block.num_attention_heads,
+                        block.attention_head_dim,
+                        position_freqs=token_position_freqs,
+                        within_boxes=ground_within_boxes)
 
         for name in enhancer_blocks:
             for transformer in spatial[name]:
@@ -285,7 +293,8 @@ class TrackletUNet3D(UNet3DConditionModel):
                     enhancer_track_dim,
                     num_heads,
                     ff_mult=enhancer_ff_mult,
-                    position_freqs=token_position_freqs)
+                    position_freqs=token_position_freqs,
+                    within_boxes=ground_within_boxes)
                 transformer.register_forward_hook(_enhance_transformer_output, with_kwargs=True)
 
         for module in self.modules():

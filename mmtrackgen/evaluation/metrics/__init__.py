@@ -1,0 +1,3 @@
+from .generated_clip_metric import GeneratedTrackMetric
+
+__all__ = ['GeneratedTrackMetric']

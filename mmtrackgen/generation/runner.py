@@ -1,0 +1,230 @@
+"""From tracklet layouts to generated clips: planning, model inputs, batched sampling.
+
+``tools/generate.py`` is the command line around these; tests call them in-process.
+"""
+import time
+import zlib
+from dataclasses import dataclass, replace
+from typing import Iterator
+
+import numpy as np
+import torch
+from mmcv.transforms import Compose
+from mmengine.dataset import pseudo_collate
+from mmengine.runner import load_checkpoint
+
+from mmtrackgen.datasets.tracklet_file import cut_layout
+from mmtrackgen.datasets.tracklets import TrackletAnnotationError
+from mmtrackgen.registry import MODELS
+from mmtrackgen.structures import TrackletLayout
+
+
+class GenerationInputError(ValueError):
+    """Input that generation cannot use (the message says which and what to change)."""
+
+
+def clip_seed(seed: int, name: str) -> int:
+    """The sampling seed of one output clip: a function of the run's seed and the clip's name
+    only, so a clip comes out the same whatever else is generated with it or on which rank."""
+    return zlib.crc32(f'{seed}/{name}'.encode()) & 0x7FFFFFFF
+
+
+@dataclass
+class GenerationJob:
+    """One clip to generate: the input tracklets of F frames, the output name and its seed."""
+    layout: TrackletLayout
+    name: str
+    seed: int
+
+
+def plan_jobs(layouts: list[TrackletLayout],
+              clip_length: int,
+              stride: int | None = None,
+              num_samples: int = 1,
+              seed: int = 0) -> tuple[list[GenerationJob], list[str]]:
+    """Cut layouts into clips of ``clip_length`` frames and name ``num_samples`` outputs each.
+
+    Returns the jobs (in input order) and the names of layouts too short for one clip.
+    """
+    if num_samples < 1:
+        raise GenerationInputError(f'num_samples must be >= 1, got {num_samples}')
+    jobs, too_short = [], []
+    for layout in layouts:
+        clips = cut_layout(layout, clip_length, stride)
+        if not clips:
+            too_short.append(layout.name)
+        for clip in clips:
+            for k in range(num_samples):
+                name = clip.name if num_samples == 1 else f'{clip.name}_s{k}'
+                jobs.append(GenerationJob(clip, name, clip_seed(seed, name)))
+    names = [job.name for job in jobs]
+    if len(set(names)) != len(names):
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        raise GenerationInputError(
+            f'clip names repeat after cutting: {duplicates[:5]}; give the input '
+            'clips unique names')
+    return jobs, too_short
+
+
+def check_categories(layouts: list[TrackletLayout], classes: list[str]) -> None:
+    """Every instance's category must be one the model knows (checked before any work)."""
+    known = set(classes)
+    for layout in layouts:
+        for n, category in enumerate(layout.categories):
+            if category not in known:
+                raise TrackletAnnotationError(
+                    f"category '{category}' of instance {int(layout.instance_ids[n])} is not "
+                    f'one of the model\'s classes {list(classes)}',
+                    file=layout.source or None,
+                    video=layout.name,
+                    field='category')
+
+
+def layout_to_clip_info(layout: TrackletLayout, classes: list[str]) -> dict:
+    """A clip item as :class:`TrackletClipDataset` makes it, from a layout (no frame files)."""
+    label_of = {name: i for i, name in enumerate(classes)}
+    height, width = layout.image_size
+    images = []
+    for t in range(layout.num_frames):
+        instances = [
+            dict(
+                bbox=layout.boxes[t, n].tolist(),
+                bbox_label=label_of[layout.categories[n]],
+                instance_id=int(layout.instance_ids[n]),
+                visibility=float(layout.visibility[t, n]),
+                ignore_flag=0) for n in np.flatnonzero(layout.visible[t])
+        ]
+        images.append(
+            dict(
+                img_path='',
+                frame_id=int(layout.frame_ids[t]),
+                width=width,
+                height=height,
+                instances=instances))
+    info = dict(
+        video_id=0,
+        video_name=layout.name,
+        clip_start=int(layout.frame_ids[0]),
+        frame_ids=layout.frame_ids.tolist(),
+        images=images,
+        classes=tuple(classes))
+    if layout.caption:
+        info['caption'] = layout.caption
+    return info
+
+
+def generation_pipeline(cfg) -> list:
+    """The config's ``test_pipeline`` with frames not loaded (generation has none)."""
+    pipeline = cfg.get('test_pipeline')
+    if not pipeline:
+        raise GenerationInputError('the config has no `test_pipeline`; generation needs it to turn '
+                                   'tracklets into model inputs')
+    steps = [dict(step) for step in pipeline]
+    for step in steps:
+        if step['type'] == 'LoadTrackletClip':
+            step['load_frames'] = False
+    return steps
+
+
+def model_classes(cfg) -> list[str]:
+    """The categories a config's model was trained with (the config's ``classes``)."""
+    classes = cfg.get('classes')
+    if not classes:
+        raise GenerationInputError(
+            'the config has no `classes`; generation needs the category names '
+            'the model was trained with')
+    return list(classes)
+
+
+class ClipGenerator:
+    """A trained TrackDiffusion model that turns jobs into frames, a batch at a time.
+
+    Args:
+        cfg: the model's config (``model``, ``test_pipeline``, ``classes``).
+        checkpoint: path of its checkpoint (loaded with the project's safe loader).
+        device: where to run.
+    """
+
+    def __init__(self, cfg, checkpoint: str, device: str = 'cpu'):
+        self.classes = model_classes(cfg)
+        self.pipeline = Compose(generation_pipeline(cfg))
+        self.model = MODELS.build(cfg.model)
+        load_checkpoint(self.model, checkpoint, map_location='cpu', logger='silent')
+        self.model.to(device).eval()
+
+    def sample(self,
+               jobs: list[GenerationJob],
+               steps: int | None = None,
+               scheduler: str | dict | None = None,
+               guidance: float | None = None) -> list[tuple[TrackletLayout, np.ndarray]]:
+        """Generate one batch: for each job, the layout of the output clip (boxes in output
+        pixels, only the instances the model was given) and its frames (F, H, W, 3) uint8."""
+        items = []
+        for job in jobs:
+            items.append(self.pipeline(layout_to_clip_info(job.layout, self.classes)))
+        for item, job in zip(items, jobs):
+            item['data_samples'].set_metainfo(dict(seed=job.seed))
+        data = self.model.data_preprocessor(pseudo_collate(items), False)
+        samples = self.model.predict(
+            data['inputs'],
+            data['data_samples'],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            scheduler=scheduler)
+        return [(self.output_layout(job, sample), sample.pred_frames.permute(0, 2, 3, 1).numpy())
+                for job, sample in zip(jobs, samples)]
+
+    def output_layout(self, job: GenerationJob, sample) -> TrackletLayout:
+        """The tracklets of a generated clip: the model's slots, in the output's pixels."""
+        num_frames, _, height, width = sample.pred_frames.shape
+        kept = sample.gt_slot_mask.numpy()  # (N,)
+        boxes = sample.gt_boxes.numpy()[:, kept] * np.array([width, height, width, height],
+                                                            np.float32)  # (F, K, 4)
+        boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
+        visible = sample.gt_visible.numpy()[:, kept]  # (F, K)
+        boxes[~visible] = 0
+        return replace(
+            job.layout,
+            name=job.name,
+            image_size=(height, width),
+            boxes=boxes,
+            visible=visible,
+            visibility=sample.gt_visibility.numpy()[:, kept].astype(np.float32),
+            instance_ids=sample.gt_instance_ids.numpy()[kept].astype(np.int64),
+            categories=[self.classes[i] for i in sample.gt_labels.numpy()[kept]])
+
+    def run(self, jobs: list[GenerationJob], batch_size: int,
+            **sample_kwargs) -> Iterator[tuple[GenerationJob, TrackletLayout, np.ndarray]]:
+        """Generate ``jobs`` in batches; yields (job, output layout, frames) as they finish."""
+        if batch_size < 1:
+            raise GenerationInputError(f'batch_size must be >= 1, got {batch_size}')
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start:start + batch_size]
+            with torch.no_grad():
+                outputs = self.sample(batch, **sample_kwargs)
+            for job, (layout, frames) in zip(batch, outputs):
+                yield job, layout, frames
+
+
+class ClipProgress:
+    """One status line per update: clips done, clips per minute and time left."""
+
+    def __init__(self, total: int, already_done: int = 0, stream=None):
+        import sys
+        self.total, self.done = total, already_done
+        self.start_done = already_done
+        self.started = time.monotonic()
+        self.stream = stream or sys.stdout
+
+    def update(self, count: int = 1) -> None:
+        self.done += count
+        elapsed = time.monotonic() - self.started
+        made = self.done - self.start_done
+        per_minute = made / elapsed * 60 if elapsed > 0 else 0.0
+        left = (self.total - self.done) / per_minute * 60 if per_minute > 0 else float('nan')
+        left_text = f'{int(left // 60)}m{int(left % 60):02d}s' if left == left else '?'
+        self.stream.write(f'\r[{self.done}/{self.total} clips] {per_minute:.1f} clips/min, '
+                          f'{left_text} left')
+        if self.done >= self.total:
+            self.stream.write('\n')
+        self.stream.flush()

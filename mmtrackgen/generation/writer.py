@@ -1,0 +1,182 @@
+"""Writing generated clips as a CocoVID dataset: one clip at a time, resumable, never half-visible.
+
+Layout of an output folder::
+
+    OUT/<clip>/img1/000001.jpg ...   frames of each finished clip
+    OUT/<clip>/clip.json             its tracklets (the conditioning) and provenance
+    OUT/annotations.json             the merged CocoVID file, written once every clip is done
+    OUT/.partial/rank<r>/            clips being written (removed at the next start)
+
+A clip is written into ``.partial`` and moved into place with one ``os.replace`` of its folder,
+so a clip folder that exists is complete; a kill at any moment leaves at most a partial folder
+that the next run clears. JPEG encoding runs on a background thread so the sampler keeps going.
+"""
+import json
+import os
+import os.path as osp
+import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import cv2
+import numpy as np
+
+from mmtrackgen.structures import TrackletLayout
+
+CLIP_RECORD = 'clip.json'
+ANNOTATIONS = 'annotations.json'
+FRAME_NAME = '{frame:06d}.jpg'  # numbered from 1, as MOTChallenge's img1 folders
+
+
+class OutputFolderError(OSError):
+    """The output folder cannot be created or written; the message says which and why."""
+
+
+def write_json_atomic(path: str, obj) -> None:
+    """Write JSON through a temporary file and a rename: readers see the old file or the new."""
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def layout_record(layout: TrackletLayout, **extra) -> dict:
+    """A JSON-ready dict of a layout (the ``clip.json`` of a generated clip)."""
+    return dict(
+        name=layout.name,
+        image_size=list(layout.image_size),
+        boxes=np.round(layout.boxes, 3).tolist(),
+        visible=layout.visible.tolist(),
+        visibility=np.round(layout.visibility, 4).tolist(),
+        instance_ids=layout.instance_ids.tolist(),
+        categories=list(layout.categories),
+        frame_ids=layout.frame_ids.tolist(),
+        caption=layout.caption,
+        **extra)
+
+
+def layout_from_record(record: dict) -> TrackletLayout:
+    """The inverse of :func:`layout_record` (extra keys are ignored)."""
+    num_instances = len(record['instance_ids'])
+    num_frames = len(record['frame_ids'])
+    return TrackletLayout(
+        name=record['name'],
+        image_size=tuple(record['image_size']),
+        boxes=np.asarray(record['boxes'], np.float32).reshape(num_frames, num_instances, 4),
+        visible=np.asarray(record['visible'], bool).reshape(num_frames, num_instances),
+        instance_ids=np.asarray(record['instance_ids'], np.int64),
+        categories=list(record['categories']),
+        visibility=np.asarray(record['visibility'], np.float32).reshape(num_frames, num_instances),
+        frame_ids=np.asarray(record['frame_ids'], np.int64),
+        caption=record.get('caption'))
+
+
+class GeneratedDatasetWriter:
+    """Writes finished clips into ``out_dir`` and merges them into one CocoVID file.
+
+    Args:
+        out_dir: the dataset folder; created if needed.
+        rank: this process's rank; each rank writes through its own partial folder.
+        jpeg_quality: JPEG quality of the frames.
+    """
+
+    def __init__(self, out_dir: str, rank: int = 0, jpeg_quality: int = 95):
+        self.out_dir = out_dir
+        self.jpeg_quality = jpeg_quality
+        self.partial_dir = osp.join(out_dir, '.partial', f'rank{rank}')
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+            shutil.rmtree(self.partial_dir, ignore_errors=True)  # leftovers of a killed run
+            os.makedirs(self.partial_dir)
+        except OSError as e:
+            raise OutputFolderError(
+                f"output folder '{out_dir}' cannot be written: {e.strerror or e}") from e
+        if not os.access(out_dir, os.W_OK):
+            raise OutputFolderError(f"output folder '{out_dir}' is not writable")
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pending: list[Future] = []
+
+    def clip_dir(self, name: str) -> str:
+        return osp.join(self.out_dir, name)
+
+    def is_done(self, name: str) -> bool:
+        return osp.isfile(osp.join(self.clip_dir(name), CLIP_RECORD))
+
+    def submit(self, layout: TrackletLayout, frames: np.ndarray, **extra) -> None:
+        """Queue one clip: frames (F, H, W, 3) uint8 RGB and the layout they were made from."""
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[0] != layout.num_frames:
+            raise ValueError(f"clip '{layout.name}': frames must be (F, H, W, 3) uint8 with "
+                             f'F = {layout.num_frames}, got {frames.shape} {frames.dtype}')
+        self._raise_failures()
+        record = layout_record(layout, **extra)
+        self._pending.append(self._pool.submit(self._write, layout.name, frames, record))
+
+    def _write(self, name: str, frames: np.ndarray, record: dict) -> None:
+        tmp = osp.join(self.partial_dir, name)
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(osp.join(tmp, 'img1'))
+        params = [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
+        for i, frame in enumerate(frames):
+            path = osp.join(tmp, 'img1', FRAME_NAME.format(frame=i + 1))
+            ok, encoded = cv2.imencode('.jpg', np.ascontiguousarray(frame[..., ::-1]), params)
+            if not ok:
+                raise OutputFolderError(f"clip '{name}': frame {i + 1} could not be encoded")
+            with open(path, 'wb') as f:
+                f.write(encoded.tobytes())
+        with open(osp.join(tmp, CLIP_RECORD), 'w') as f:
+            json.dump(record, f)
+        final = self.clip_dir(name)
+        if osp.isdir(final):  # an unfinished clip folder from outside this writer
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+
+    def _raise_failures(self) -> None:
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for future in done:
+            error = future.exception()
+            if isinstance(error, OSError) and not isinstance(error, OutputFolderError):
+                raise OutputFolderError(
+                    f"writing into '{self.out_dir}' failed: {error.strerror or error} "
+                    '(finished clips are intact; rerun the same command to continue)') from error
+            if error is not None:
+                raise error
+
+    def wait(self) -> None:
+        """Block until every queued clip is on disk; re-raises a failed write."""
+        for future in list(self._pending):
+            future.exception()
+        self._raise_failures()
+
+    def close(self) -> None:
+        self.wait()
+        self._pool.shutdown()
+        shutil.rmtree(self.partial_dir, ignore_errors=True)
+
+    def read_layouts(self, names: list[str]) -> list[TrackletLayout]:
+        """The layouts of finished clips, in the given order."""
+        layouts = []
+        for name in names:
+            with open(osp.join(self.clip_dir(name), CLIP_RECORD)) as f:
+                layouts.append(layout_from_record(json.load(f)))
+        return layouts
+
+    def merge(self, names: list[str], categories: list[str], info: dict) -> str:
+        """Write ``annotations.json`` (CocoVID) for the finished clips ``names``; returns its path.
+
+        Frame paths in it are relative to ``out_dir``, so ``data_prefix=dict(img_path=OUT)``.
+        """
+        from mmtrackgen.datasets.tracklet_file import layouts_to_cocovid
+        missing = [name for name in names if not self.is_done(name)]
+        if missing:
+            raise RuntimeError(f'{len(missing)} clips are not finished, e.g. {missing[:3]}')
+        ann = layouts_to_cocovid(
+            self.read_layouts(names),
+            categories,
+            file_name='{video}/img1/' + FRAME_NAME,
+            info=info,
+            mot_fields=True)  # mmdet's MOTChallengeDataset reads them
+        path = osp.join(self.out_dir, ANNOTATIONS)
+        write_json_atomic(path, ann)
+        return path

@@ -1,0 +1,206 @@
+"""Generate a CocoVID dataset of clips from tracklets with a trained TrackDiffusion model.
+
+    python tools/generate.py CONFIG CHECKPOINT --tracklets FILE --out-dir DIR \
+        [--batch-size 4] [--steps 25] [--scheduler DPMSolverMultistepScheduler] [--guidance 2] \
+        [--seed 0] [--num-samples 1] [--clip-stride F] [--augment K] [--previews gif|mp4]
+
+FILE is a CocoVID annotation file (frames not needed) or the JSON tracklet format of
+docs/tracklet_format.md; it is validated before anything is written. Long tracklets are cut into
+clips of the model's frame count. Running the same command again after an interruption finishes
+the job without redoing finished clips. ``tools/dist_generate.sh`` shards clips over processes.
+"""
+import argparse
+import hashlib
+import os
+import os.path as osp
+import sys
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from mmengine.config import DictAction
+
+from mmtrackgen.datasets.tracklet_file import load_tracklet_file
+from mmtrackgen.datasets.tracklets import TrackletAnnotationError
+from mmtrackgen.generation.runner import (ClipGenerator, ClipProgress, GenerationInputError,
+                                          check_categories, model_classes, plan_jobs)
+from mmtrackgen.generation.writer import FRAME_NAME, GeneratedDatasetWriter, OutputFolderError
+from mmtrackgen.utils import load_config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='the model config')
+    parser.add_argument('checkpoint', help='the trained model checkpoint')
+    parser.add_argument('--tracklets', required=True, help='CocoVID or JSON tracklet file')
+    parser.add_argument('--out-dir', required=True, help='the dataset folder to write')
+    parser.add_argument('--batch-size', type=int, default=4, help='clips sampled together')
+    parser.add_argument('--steps', type=int, help='sampling steps (default: the config)')
+    parser.add_argument(
+        '--scheduler', help='diffusers scheduler class, e.g. DDIMScheduler (default: config)')
+    parser.add_argument('--guidance', type=float, help='guidance scale (default: the config)')
+    parser.add_argument('--seed', type=int, default=0, help='each clip\'s seed derives from it')
+    parser.add_argument('--num-samples', type=int, default=1, help='clips per layout')
+    parser.add_argument(
+        '--clip-stride', type=int, help='frames between clip starts (default: no overlap)')
+    parser.add_argument(
+        '--augment',
+        type=int,
+        default=0,
+        help='also generate K augmented layouts per input layout (the config\'s '
+        '`tracklet_augment` policy)')
+    parser.add_argument(
+        '--previews', choices=['gif', 'mp4'], help='write a preview per clip and a contact sheet')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def init_distributed(launcher: str) -> tuple[int, int]:
+    if launcher == 'none':
+        return 0, 1
+    if 'RANK' not in os.environ:
+        raise RuntimeError('--launcher pytorch needs torchrun (tools/dist_generate.sh)')
+    if not dist.is_initialized():
+        dist.init_process_group(backend='nccl' if torch.cuda.is_available() else 'gloo')
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def load_layouts(args, cfg, classes):
+    """Read, validate and (optionally) augment the input layouts; nothing is written yet."""
+    layouts = load_tracklet_file(args.tracklets)
+    check_categories(layouts, classes)
+    if args.augment:
+        from mmtrackgen.generation.augment import augment_layouts
+        policy = cfg.get('tracklet_augment')
+        if not policy:
+            raise GenerationInputError(
+                f"--augment needs a `tracklet_augment` policy in '{args.config}'")
+        layouts = layouts + augment_layouts(layouts, policy, args.augment, args.seed)
+        check_categories(layouts, classes)
+    return layouts
+
+
+def write_previews(writer, names, classes, kind, max_sheet_clips=8):
+    """A GIF/MP4 per clip with boxes and ids drawn, and a PNG contact sheet of the first clips."""
+    from mmtrackgen.visualization import contact_sheet, draw_tracklets, save_clip, save_image
+    import mmcv
+    folder = osp.join(writer.out_dir, 'previews')
+    os.makedirs(folder, exist_ok=True)
+    sheet = []
+    for layout in writer.read_layouts(names):
+        frames = np.stack([
+            mmcv.imread(
+                osp.join(writer.clip_dir(layout.name), 'img1', FRAME_NAME.format(frame=t + 1)),
+                channel_order='rgb') for t in range(layout.num_frames)
+        ])
+        height, width = layout.image_size
+        norm = layout.boxes / np.array([width, height, width, height], np.float32)
+        labels = np.array([classes.index(c) for c in layout.categories], np.int64)
+        drawn = draw_tracklets(
+            frames,
+            norm,
+            layout.visible,
+            labels,
+            layout.instance_ids,
+            classes,
+            upscale=max(1, 128 // max(height, width)))
+        path = osp.join(folder, f'{layout.name}.{kind}')
+        if not osp.isfile(path):
+            save_clip(path, drawn)
+        if len(sheet) < max_sheet_clips:
+            sheet.append((layout.name, drawn))
+    if sheet:
+        save_image(
+            osp.join(folder, 'contact_sheet.png'),
+            contact_sheet([clip for _, clip in sheet], [name for name, _ in sheet]))
+
+
+def run(args) -> int:
+    cfg = load_config(args.config, args.cfg_options)
+    classes = model_classes(cfg)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f"checkpoint '{args.checkpoint}' does not exist")
+    layouts = load_layouts(args, cfg, classes)
+    clip_length = cfg.get('num_frames')
+    if not clip_length:
+        raise GenerationInputError(f"'{args.config}' has no `num_frames`: the model's clip length")
+    jobs, too_short = plan_jobs(layouts, clip_length, args.clip_stride, args.num_samples, args.seed)
+    rank, world_size = init_distributed(args.launcher)
+    if rank == 0 and too_short:
+        print(
+            f'{len(too_short)} layouts are shorter than {clip_length} frames and were '
+            f'skipped: {too_short[:5]}',
+            file=sys.stderr)
+    if not jobs:
+        raise GenerationInputError(f"'{args.tracklets}' gives no clip of {clip_length} frames")
+
+    writer = GeneratedDatasetWriter(args.out_dir, rank=rank)
+    mine = jobs[rank::world_size]  # by index, so ranks agree whatever is already done
+    todo = [job for job in mine if not writer.is_done(job.name)]
+    if len(todo) < len(mine):
+        print(f'[rank {rank}] {len(mine) - len(todo)} of {len(mine)} clips already finished '
+              f'in {args.out_dir}: skipped')
+    if todo:
+        generator = ClipGenerator(cfg, args.checkpoint, device=args.device)
+        progress = ClipProgress(len(mine), already_done=len(mine) - len(todo))
+        for job, layout, frames in generator.run(
+                todo,
+                args.batch_size,
+                steps=args.steps,
+                scheduler=args.scheduler,
+                guidance=args.guidance):
+            writer.submit(layout, frames, seed=job.seed, source=job.layout.name)
+            progress.update()
+    writer.close()
+    if world_size > 1:
+        dist.barrier()
+    if rank == 0:
+        names = [job.name for job in jobs]
+        info = dict(
+            description='clips generated by mmtrackgen from tracklets',
+            config=args.config,
+            checkpoint=args.checkpoint,
+            checkpoint_sha256=file_sha256(args.checkpoint),
+            tracklets=args.tracklets,
+            seed=args.seed,
+            scheduler=args.scheduler or str(cfg.model.get('sampler')),
+            steps=args.steps or cfg.model.get('num_inference_steps'),
+            guidance=args.guidance
+            if args.guidance is not None else cfg.model.get('guidance_scale'),
+            num_samples=args.num_samples,
+            augment=args.augment)
+        path = writer.merge(names, classes, info)
+        if args.previews:
+            write_previews(writer, names, classes, args.previews)
+        print(f'{len(names)} clips in {path}')
+    if world_size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (FileNotFoundError, TrackletAnnotationError, OutputFolderError,
+            GenerationInputError) as e:
+        # What a user must fix gets one line naming it, not a traceback; exit code 2.
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == '__main__':
+    main()
