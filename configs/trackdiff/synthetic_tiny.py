@@ -74,6 +74,15 @@ preview_clips = dict(
     clip_length=num_frames,
     test_mode=True,
     pipeline=test_pipeline)
+# `tools/generate.py --augment K`: K new layouts per input layout, each policy applied with
+# its own probability (mmtrackgen/generation/augment.py).
+tracklet_augment = [
+    dict(type='HorizontalFlip', prob=0.5),
+    dict(type='TemporalResample', speed=(0.75, 1.5), prob=0.5),
+    dict(type='TranslateScaleJitter', translate=0.1, scale=0.2, prob=0.5),
+    dict(type='InstanceDrop', drop_prob=0.3, min_instances=1, prob=0.3),
+    dict(type='InstanceInsert', num_instances=(1, 1), max_instances=num_slots, prob=0.3),
+]
 val_dataloader = val_cfg = val_evaluator = None
 test_dataloader = test_cfg = test_evaluator = None
 

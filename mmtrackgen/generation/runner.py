@@ -177,11 +177,11 @@ class ClipGenerator:
     def output_layout(self, job: GenerationJob, sample) -> TrackletLayout:
         """The tracklets of a generated clip: the model's slots, in the output's pixels."""
         num_frames, _, height, width = sample.pred_frames.shape
-        kept = sample.gt_slot_mask.numpy()  # (N,)
-        boxes = sample.gt_boxes.numpy()[:, kept] * np.array([width, height, width, height],
-                                                            np.float32)  # (F, K, 4)
+        kept = sample.gt_slot_mask.cpu().numpy()  # (N,)
+        boxes = sample.gt_boxes.cpu().numpy()[:, kept] * np.array([width, height, width, height],
+                                                                  np.float32)  # (F, K, 4)
         boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
-        visible = sample.gt_visible.numpy()[:, kept]  # (F, K)
+        visible = sample.gt_visible.cpu().numpy()[:, kept]  # (F, K)
         boxes[~visible] = 0
         return replace(
             job.layout,
@@ -189,9 +189,9 @@ class ClipGenerator:
             image_size=(height, width),
             boxes=boxes,
             visible=visible,
-            visibility=sample.gt_visibility.numpy()[:, kept].astype(np.float32),
-            instance_ids=sample.gt_instance_ids.numpy()[kept].astype(np.int64),
-            categories=[self.classes[i] for i in sample.gt_labels.numpy()[kept]])
+            visibility=sample.gt_visibility.cpu().numpy()[:, kept].astype(np.float32),
+            instance_ids=sample.gt_instance_ids.cpu().numpy()[kept].astype(np.int64),
+            categories=[self.classes[i] for i in sample.gt_labels.cpu().numpy()[kept]])
 
     def run(self, jobs: list[GenerationJob], batch_size: int,
             **sample_kwargs) -> Iterator[tuple[GenerationJob, TrackletLayout, np.ndarray]]:

@@ -192,3 +192,27 @@ def test_two_processes_give_the_one_process_dataset(checkpoint, tracklets, refer
         assert np.abs(ours[key] - theirs[key]).max() <= 2, key
     ann, ref = (json.loads((d / 'annotations.json').read_text()) for d in (tmp_path, ref_out))
     assert ann['annotations'] == ref['annotations'] and ann['images'] == ref['images']
+
+
+def test_augmented_layouts_are_generated_too(checkpoint, tmp_path):
+    path = tmp_path / 'one.json'
+    path.write_text(
+        json.dumps({
+            'clips': [{
+                'name':
+                'one',
+                'image_size': [16, 16],
+                'num_frames':
+                4,
+                'instances': [{
+                    'id': 1,
+                    'category': 'circle',
+                    'boxes': [[1 + t, 2, 7 + t, 8] for t in range(4)]
+                }]
+            }]
+        }))
+    generate(checkpoint, str(path), tmp_path / 'out', '--augment', '2')
+    ann = json.loads((tmp_path / 'out' / 'annotations.json').read_text())
+    assert [v['name']
+            for v in ann['videos']] == ['one_000000', 'one_aug000_000000', 'one_aug001_000000']
+    assert ann['info']['augment'] == 2

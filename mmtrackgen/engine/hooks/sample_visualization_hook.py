@@ -71,8 +71,8 @@ class SampleVisualizationHook(Hook):
         classes = dataset.metainfo.get('classes')
         rows = []
         for item, sample in zip(items, samples):
-            args = (sample.gt_boxes.numpy(), sample.gt_visible.numpy(), sample.gt_labels.numpy(),
-                    sample.gt_instance_ids.numpy(), classes)
+            args = (sample.gt_boxes.cpu().numpy(), sample.gt_visible.cpu().numpy(),
+                    sample.gt_labels.cpu().numpy(), sample.gt_instance_ids.cpu().numpy(), classes)
             real = item['inputs'].permute(0, 2, 3, 1).numpy()  # (F, H, W, 3)
             fake = sample.pred_frames.permute(0, 2, 3, 1).numpy()  # (F, H, W, 3)
             rows.append(
