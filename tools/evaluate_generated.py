@@ -15,10 +15,11 @@ with figures made with the same seed. See README.md#evaluating-generated-data fo
 import argparse
 import json
 import math
+import os
 import os.path as osp
-import sys
 
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
+from mmtrackgen.utils import UnsafeCheckpointError, exit_with_error
 from mmtrackgen.evaluation import load_feature_network
 from mmtrackgen.evaluation.dataset_report import (iter_videos, tracking_report,
                                                   video_quality_report)
@@ -76,17 +77,26 @@ def print_table(report: dict) -> None:
 
 
 def run(args) -> dict:
-    videos = list(iter_videos(args.ann, args.img_prefix))
-    if not videos:
-        raise ValueError(f"'{args.ann}' holds no videos")
-    report = dict(dataset=args.ann, videos=len(videos))
-    report.update(tracking_report(videos, args.min_area))
+    # Every input (options, weights, annotations, frames) is read before any figure is computed,
+    # so a bad one stops the run at once.
+    if args.out:
+        folder = osp.dirname(osp.abspath(args.out))
+        if not osp.isdir(folder) or not os.access(folder, os.W_OK):
+            raise ValueError(f"--out '{args.out}': the folder '{folder}' does not exist or is not "
+                             'writable')
     if args.reference_ann:
         fvd_network, fid_network = feature_networks(args)
         if fvd_network is None and fid_network is None:
             raise ValueError('a reference dataset needs --fvd-weights/--fid-weights or '
                              '--random-features')
+    videos = list(iter_videos(args.ann, args.img_prefix))
+    if not videos:
+        raise ValueError(f"'{args.ann}' holds no videos")
+    if args.reference_ann:
         reference = list(iter_videos(args.reference_ann, args.reference_prefix))
+    report = dict(dataset=args.ann, videos=len(videos))
+    report.update(tracking_report(videos, args.min_area))
+    if args.reference_ann:
         report['reference'] = args.reference_ann
         report['feature_weights'] = (f'random (seed {args.random_features})'
                                      if args.random_features is not None else dict(
@@ -104,9 +114,8 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return run(args)
-    except (FileNotFoundError, TrackletAnnotationError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+    except (FileNotFoundError, TrackletAnnotationError, ValueError, UnsafeCheckpointError) as e:
+        exit_with_error(e)  # one line, exit code 2
 
 
 if __name__ == '__main__':

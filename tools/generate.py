@@ -11,6 +11,7 @@ the job without redoing finished clips. ``tools/dist_generate.sh`` shards clips 
 """
 import argparse
 import hashlib
+import math
 import os
 import os.path as osp
 import sys
@@ -24,8 +25,10 @@ from mmtrackgen.datasets.tracklet_file import load_tracklet_file
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
 from mmtrackgen.generation.runner import (ClipGenerator, ClipProgress, GenerationInputError,
                                           check_categories, model_classes, plan_jobs)
-from mmtrackgen.generation.writer import FRAME_NAME, GeneratedDatasetWriter, OutputFolderError
-from mmtrackgen.utils import load_config
+from mmtrackgen.generation.writer import (FRAME_NAME, GeneratedDatasetWriter, OutputFolderError,
+                                          clip_is_done)
+from mmtrackgen.models.trackdiffusion import scheduler_class
+from mmtrackgen.utils import ConfigError, UnsafeCheckpointError, exit_with_error, load_config
 
 
 def parse_args(argv=None):
@@ -77,6 +80,30 @@ def init_distributed(launcher: str) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def check_args(args) -> None:
+    """Refuse option values generation cannot use, before anything is read or written."""
+    smallest = {
+        '--batch-size': (args.batch_size, 1),
+        '--num-samples': (args.num_samples, 1),
+        '--steps': (args.steps, 1),
+        '--clip-stride': (args.clip_stride, 1),
+        '--augment': (args.augment, 0),
+        '--seed': (args.seed, 0),
+    }
+    for option, (value, least) in smallest.items():
+        if value is not None and value < least:
+            raise GenerationInputError(f'{option} must be >= {least}, got {value}')
+    if args.guidance is not None and not math.isfinite(args.guidance):
+        raise GenerationInputError(f'--guidance must be a finite number, got {args.guidance}')
+    if args.scheduler is not None:
+        try:
+            scheduler_class(args.scheduler)
+        except ValueError:
+            raise GenerationInputError(
+                f'--scheduler {args.scheduler!r} is not a diffusers scheduler class (e.g. '
+                'DDIMScheduler, DPMSolverMultistepScheduler)') from None
+
+
 def load_layouts(args, cfg, classes):
     """Read, validate and (optionally) augment the input layouts; nothing is written yet."""
     layouts = load_tracklet_file(args.tracklets)
@@ -87,7 +114,13 @@ def load_layouts(args, cfg, classes):
         if not policy:
             raise GenerationInputError(
                 f"--augment needs a `tracklet_augment` policy in '{args.config}'")
-        layouts = layouts + augment_layouts(layouts, policy, args.augment, args.seed)
+        try:
+            augmented = augment_layouts(layouts, policy, args.augment, args.seed)
+        except (KeyError, ValueError, TypeError) as e:  # an unknown policy type or bad argument
+            raise GenerationInputError(
+                f"the `tracklet_augment` policy of '{args.config}' cannot be used: "
+                f'{type(e).__name__}: {e.args[0] if e.args else e}') from e
+        layouts = layouts + augmented
         check_categories(layouts, classes)
     return layouts
 
@@ -128,32 +161,37 @@ def write_previews(writer, names, classes, kind, max_sheet_clips=8):
 
 
 def run(args) -> int:
+    check_args(args)
     cfg = load_config(args.config, args.cfg_options)
     classes = model_classes(cfg)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f"checkpoint '{args.checkpoint}' does not exist")
     layouts = load_layouts(args, cfg, classes)
     clip_length = cfg.get('num_frames')
-    if not clip_length:
-        raise GenerationInputError(f"'{args.config}' has no `num_frames`: the model's clip length")
+    if not isinstance(clip_length, int) or isinstance(clip_length, bool) or clip_length < 1:
+        raise GenerationInputError(f"'{args.config}' needs `num_frames`, the model's clip length, "
+                                   f'as an integer >= 1; it has {clip_length!r}')
     jobs, too_short = plan_jobs(layouts, clip_length, args.clip_stride, args.num_samples, args.seed)
+    if not jobs:
+        raise GenerationInputError(
+            f"'{args.tracklets}' gives no clip of {clip_length} frames (the model's clip length): "
+            f'all its {len(too_short)} layouts are shorter, e.g. {too_short[:3]}')
     rank, world_size = init_distributed(args.launcher)
     if rank == 0 and too_short:
         print(
             f'{len(too_short)} layouts are shorter than {clip_length} frames and were '
             f'skipped: {too_short[:5]}',
             file=sys.stderr)
-    if not jobs:
-        raise GenerationInputError(f"'{args.tracklets}' gives no clip of {clip_length} frames")
 
-    writer = GeneratedDatasetWriter(args.out_dir, rank=rank)
     mine = jobs[rank::world_size]  # by index, so ranks agree whatever is already done
-    todo = [job for job in mine if not writer.is_done(job.name)]
+    todo = [job for job in mine if not clip_is_done(args.out_dir, job.name)]
+    # The model and its checkpoint are checked before the output folder is created.
+    generator = ClipGenerator(cfg, args.checkpoint, device=args.device) if todo else None
+    writer = GeneratedDatasetWriter(args.out_dir, rank=rank)
     if len(todo) < len(mine):
         print(f'[rank {rank}] {len(mine) - len(todo)} of {len(mine)} clips already finished '
               f'in {args.out_dir}: skipped')
     if todo:
-        generator = ClipGenerator(cfg, args.checkpoint, device=args.device)
         progress = ClipProgress(len(mine), already_done=len(mine) - len(todo))
         for job, layout, frames in generator.run(
                 todo,
@@ -195,11 +233,10 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return run(args)
-    except (FileNotFoundError, TrackletAnnotationError, OutputFolderError,
-            GenerationInputError) as e:
+    except (FileNotFoundError, TrackletAnnotationError, OutputFolderError, GenerationInputError,
+            ConfigError, UnsafeCheckpointError) as e:
         # What a user must fix gets one line naming it, not a traceback; exit code 2.
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(e)
 
 
 if __name__ == '__main__':

@@ -5,14 +5,14 @@
 import argparse
 import os
 import os.path as osp
-import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
-from mmtrackgen.utils import prepare_cpu_distributed  # importing mmtrackgen: safe loading
+from mmtrackgen.utils import (ConfigError, UnsafeCheckpointError, exit_with_error,
+                              prepare_cpu_distributed, read_config)  # importing: safe loading
 
 
 def parse_args():
@@ -46,15 +46,14 @@ def main():
     args = parse_args()
     try:
         run(args)
-    except (FileNotFoundError, TrackletAnnotationError) as e:
-        # What a user must fix (a missing dataset or weights folder, a bad annotation) gets
-        # one line, not a traceback from deep inside the Runner.
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+    except (FileNotFoundError, TrackletAnnotationError, ConfigError, UnsafeCheckpointError) as e:
+        # What a user must fix (a missing dataset or weights folder, a bad annotation or config,
+        # an unsafe checkpoint) gets one line, not a traceback from deep inside the Runner.
+        exit_with_error(e)
 
 
 def run(args):
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

@@ -38,14 +38,21 @@ class TrackletAnnotationError(ValueError):
 
 def load_json(path: str) -> dict:
     """Load a JSON file, turning a missing or malformed file into a clear error."""
+    if osp.isdir(path):
+        raise FileNotFoundError(f"annotation file '{path}' is a folder, not a file")
     if not osp.isfile(path):
         raise FileNotFoundError(f"annotation file '{path}' does not exist")
     try:
-        with open(path) as f:
+        with open(path, encoding='utf-8') as f:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise TrackletAnnotationError(
             f'not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})', file=path) from e
+    except UnicodeDecodeError as e:
+        raise TrackletAnnotationError(
+            f'not valid JSON: not UTF-8 text (byte {e.start}: {e.reason})', file=path) from e
+    except OSError as e:  # e.g. no permission to read it
+        raise TrackletAnnotationError(f'cannot be read: {e.strerror or e}', file=path) from e
 
 
 def _is_number(value) -> bool:

@@ -29,6 +29,25 @@ from .track_ap import track_ap
 from .video_quality import compute_fid, compute_fvd
 
 
+class FrameFileError(ValueError):
+    """A frame file that exists but cannot be decoded (empty, truncated, not an image)."""
+
+
+def read_frame(path: str, video: str, frame_id: int) -> np.ndarray:
+    """One frame file as (H, W, 3) uint8 RGB; errors name the video, frame and file."""
+    where = f"video '{video}', frame {frame_id}: frame file '{path}'"
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{where} does not exist')
+    with open(path, 'rb') as f:
+        data = f.read()
+    # cv2 gives None for data it cannot decode, including a truncated JPEG.
+    frame = mmcv.imfrombytes(data, channel_order='bgr') if data else None
+    if frame is None:
+        raise FrameFileError(f'{where} cannot be decoded as an image ({len(data)} bytes; '
+                             'empty, truncated or corrupt?)')
+    return mmcv.bgr2rgb(frame)
+
+
 def iter_videos(ann_file: str, img_prefix: str) -> Iterator[tuple[TrackletLayout, np.ndarray]]:
     """(layout, frames (F, H, W, 3) uint8 RGB) of every video of a CocoVID file."""
     ann = load_cocovid(ann_file)
@@ -38,10 +57,13 @@ def iter_videos(ann_file: str, img_prefix: str) -> Iterator[tuple[TrackletLayout
         frames = []
         for image, _ in entry['frames']:
             path = osp.join(img_prefix, image['file_name'])
-            if not osp.isfile(path):
-                raise FileNotFoundError(f"video '{video['name']}', frame {image['frame_id']}: "
-                                        f"frame file '{path}' does not exist")
-            frames.append(mmcv.imread(path, channel_order='rgb'))
+            frame = read_frame(path, video['name'], image['frame_id'])
+            if frame.shape[:2] != (image['height'], image['width']):
+                raise FrameFileError(
+                    f"video '{video['name']}', frame {image['frame_id']}: frame file '{path}' "
+                    f'is {frame.shape[1]}x{frame.shape[0]}, the annotations say '
+                    f"{image['width']}x{image['height']}")
+            frames.append(frame)
         yield layouts[video['name']], np.stack(frames)
 
 

@@ -2,6 +2,8 @@
 
 ``tools/generate.py`` is the command line around these; tests call them in-process.
 """
+import os.path as osp
+import re
 import time
 import zlib
 from dataclasses import dataclass, replace
@@ -11,12 +13,12 @@ import numpy as np
 import torch
 from mmcv.transforms import Compose
 from mmengine.dataset import pseudo_collate
-from mmengine.runner import load_checkpoint
 
 from mmtrackgen.datasets.tracklet_file import cut_layout
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
 from mmtrackgen.registry import MODELS
 from mmtrackgen.structures import TrackletLayout
+from mmtrackgen.utils import UnsafeCheckpointError, one_line, safe_torch_load
 
 
 class GenerationInputError(ValueError):
@@ -126,14 +128,82 @@ def generation_pipeline(cfg) -> list:
     return steps
 
 
+def config_name(cfg) -> str:
+    """How messages name a config: its file, when it was read from one."""
+    filename = getattr(cfg, 'filename', None)
+    return f"config '{filename}'" if filename else 'the config'
+
+
 def model_classes(cfg) -> list[str]:
     """The categories a config's model was trained with (the config's ``classes``)."""
     classes = cfg.get('classes')
     if not classes:
         raise GenerationInputError(
-            'the config has no `classes`; generation needs the category names '
+            f'{config_name(cfg)} has no `classes`; generation needs the category names '
             'the model was trained with')
     return list(classes)
+
+
+def load_model_weights(model: torch.nn.Module, filename: str, config: str = 'the config') -> None:
+    """Load the weights of checkpoint ``filename`` into ``model``, refusing one that does not fit.
+
+    mmengine's ``load_checkpoint`` only warns about missing, unexpected and mismatched keys, so a
+    checkpoint of another model would give noise. Here every weight of the model must be in the
+    checkpoint with its shape, except frozen parameters (``requires_grad=False``), which
+    ``TrimFrozenWeightsHook`` leaves out of checkpoints and which keep their pretrained values;
+    and the checkpoint may hold no weight the model lacks. ``config`` names the model's config
+    in messages.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnsafeCheckpointError: the file needs more than ``torch.load(weights_only=True)`` allows.
+        GenerationInputError: the file is not a checkpoint of this model.
+    """
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f"checkpoint '{filename}' does not exist")
+    try:
+        checkpoint = safe_torch_load(filename, map_location='cpu')
+    except UnsafeCheckpointError:
+        raise
+    except Exception as e:  # torch on a file cut short or of another kind: any of several types
+        raise GenerationInputError(
+            f"checkpoint '{filename}' cannot be read (truncated, or not a torch checkpoint?): "
+            f'{type(e).__name__}: {one_line(e)}') from e
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    if not isinstance(state, dict):
+        raise GenerationInputError(
+            f"checkpoint '{filename}' holds a {type(state).__name__}, not a state dict")
+    state = {re.sub(r'^module\.', '', str(key)): value for key, value in state.items()}
+    expected = model.state_dict()
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    if not set(state) & set(expected):
+        raise GenerationInputError(
+            f"checkpoint '{filename}' holds none of the {len(expected)} weights of the model of "
+            f'{config} (it has {_some(sorted(state))}): it is not a checkpoint of this model')
+    missing = sorted(set(expected) - set(state) - frozen)
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise GenerationInputError(
+            f"checkpoint '{filename}' does not fit the model of {config}: it lacks "
+            f'{len(missing)} of its {len(expected)} weights ({_some(missing)}) and has '
+            f'{len(unexpected)} it does not know ({_some(unexpected)}); was the model trained '
+            'with this config?')
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor) or value.shape != expected[key].shape:
+            got = (f'shape {tuple(value.shape)}'
+                   if isinstance(value, torch.Tensor) else f'a {type(value).__name__}')
+            raise GenerationInputError(
+                f"checkpoint '{filename}': weight '{key}' has {got}, the model of {config} "
+                f'expects shape {tuple(expected[key].shape)}; was it trained with this config?')
+    model.load_state_dict(state, strict=False)  # only frozen parameters may be missing
+
+
+def _some(keys: list, count: int = 3) -> str:
+    """The first ``count`` of ``keys`` for a message, e.g. ``'a', 'b', 'c', ... (12 in all)``."""
+    if not keys:
+        return 'none'
+    text = ', '.join(repr(k) for k in keys[:count])
+    return text + (f', ... ({len(keys)} in all)' if len(keys) > count else '')
 
 
 class ClipGenerator:
@@ -148,8 +218,13 @@ class ClipGenerator:
     def __init__(self, cfg, checkpoint: str, device: str = 'cpu'):
         self.classes = model_classes(cfg)
         self.pipeline = Compose(generation_pipeline(cfg))
-        self.model = MODELS.build(cfg.model)
-        load_checkpoint(self.model, checkpoint, map_location='cpu', logger='silent')
+        try:
+            self.model = MODELS.build(cfg.model)
+        except KeyError as e:  # a `type` no registry knows
+            raise GenerationInputError(
+                f'the model of {config_name(cfg)} cannot be built: {e.args[0] if e.args else e}'
+            ) from e
+        load_model_weights(self.model, checkpoint, config_name(cfg))
         self.model.to(device).eval()
 
     def sample(self,

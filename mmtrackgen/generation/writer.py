@@ -72,6 +72,11 @@ def layout_from_record(record: dict) -> TrackletLayout:
         caption=record.get('caption'))
 
 
+def clip_is_done(out_dir: str, name: str) -> bool:
+    """Whether ``out_dir`` holds the finished clip ``name`` (reads only; creates nothing)."""
+    return osp.isfile(osp.join(out_dir, name, CLIP_RECORD))
+
+
 class GeneratedDatasetWriter:
     """Writes finished clips into ``out_dir`` and merges them into one CocoVID file.
 
@@ -101,7 +106,7 @@ class GeneratedDatasetWriter:
         return osp.join(self.out_dir, name)
 
     def is_done(self, name: str) -> bool:
-        return osp.isfile(osp.join(self.clip_dir(name), CLIP_RECORD))
+        return clip_is_done(self.out_dir, name)
 
     def submit(self, layout: TrackletLayout, frames: np.ndarray, **extra) -> None:
         """Queue one clip: frames (F, H, W, 3) uint8 RGB and the layout they were made from."""

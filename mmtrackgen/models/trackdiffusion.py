@@ -18,15 +18,20 @@ from mmtrackgen.registry import MODELS
 from .conditioning.tracklet_conditioning import TrackletConditioning
 
 
+def scheduler_class(name: str) -> type:
+    """The diffusers scheduler class called ``name``; ``ValueError`` if there is none."""
+    cls = getattr(diffusers, name, None) if isinstance(name, str) else None
+    if cls is None or not isinstance(cls, type) or not hasattr(cls, 'set_timesteps'):
+        raise ValueError(f'{name!r} is not a diffusers scheduler')
+    return cls
+
+
 def build_scheduler(cfg: Union[dict, str], base_config: Optional[dict] = None):
     """A diffusers scheduler from ``dict(type='DDPMScheduler', **kwargs)``, from
     ``dict(type=..., from_pretrained=folder, subfolder='scheduler')``, or, with ``base_config``,
     a class name whose schedule is taken from ``base_config`` (how pipelines swap samplers)."""
     cfg = dict(type=cfg) if isinstance(cfg, str) else copy.deepcopy(dict(cfg))
-    name = cfg.pop('type')
-    cls = getattr(diffusers, name, None)
-    if cls is None or not hasattr(cls, 'set_timesteps'):
-        raise ValueError(f'{name!r} is not a diffusers scheduler')
+    cls = scheduler_class(cfg.pop('type'))
     if 'from_pretrained' in cfg:
         return cls.from_pretrained(cfg.pop('from_pretrained'), local_files_only=True, **cfg)
     if base_config is not None:

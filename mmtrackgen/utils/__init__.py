@@ -1,9 +1,11 @@
 from .checkpoint import (MMENGINE_CHECKPOINT_SAFE_GLOBALS, UnsafeCheckpointError,
                          register_safe_checkpoint_loader, safe_torch_load)
-from .config import load_config
+from .cli import exit_with_error, one_line
+from .config import ConfigError, load_config, read_config
 from .distributed import prepare_cpu_distributed
 
 __all__ = [
     'MMENGINE_CHECKPOINT_SAFE_GLOBALS', 'UnsafeCheckpointError', 'register_safe_checkpoint_loader',
-    'safe_torch_load', 'prepare_cpu_distributed', 'load_config'
+    'safe_torch_load', 'prepare_cpu_distributed', 'load_config', 'read_config', 'ConfigError',
+    'exit_with_error', 'one_line'
 ]

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Tuple, Type, Union
 import torch
 from torch import nn
 
-from mmtrackgen.utils.checkpoint import safe_torch_load
+from mmtrackgen.utils.checkpoint import UnsafeCheckpointError, safe_torch_load
 from .i3d import I3DFeatures
 from .inception import InceptionV3Features
 
@@ -49,7 +49,8 @@ def load_feature_network(name: str,
     Raises:
         FileNotFoundError: ``weights`` does not exist.
         UnsafeCheckpointError: the file holds more than tensors (e.g. a pickled model).
-        ValueError: unknown name, missing/unexpected keys, or a shape mismatch (naming the key).
+        ValueError: unknown name, a file torch cannot read, missing/unexpected keys, or a shape
+            mismatch (naming the key).
     """
     if name not in _NETWORKS:
         raise ValueError(f'unknown feature network {name!r}; choose from {sorted(_NETWORKS)}')
@@ -69,7 +70,14 @@ def load_feature_network(name: str,
                 f"{name} weights file '{path}' not found. mmtrackgen cannot download these "
                 f'weights: get {usual_file} yourself, put it on this machine (e.g. under '
                 'checkpoints/) and pass its path.')
-        _load_state(network, safe_torch_load(path, map_location='cpu'), ignored_prefixes, path)
+        try:
+            state = safe_torch_load(path, map_location='cpu')
+        except UnsafeCheckpointError:
+            raise
+        except Exception as e:  # torch on a file cut short or of another kind: several types
+            raise ValueError(f"{name} weights file '{path}' cannot be read (truncated, or not a "
+                             f'torch file?): {type(e).__name__}: {e}') from e
+        _load_state(network, state, ignored_prefixes, path)
     network.eval().requires_grad_(False)
     return network.to(device) if device is not None else network
 
