@@ -168,3 +168,24 @@ def test_mmdet_mot_metric_runs_with_installed_trackeval(tmp_path):
     for key in ('HOTA', 'MOTA', 'IDF1'):
         assert results[f'motchallenge-metric/{key}'] == pytest.approx(1.0)
         assert results[f'generated/{key}'] == pytest.approx(1.0)
+
+
+def test_tools_test_scores_a_tracker_checkpoint(world, tmp_path, monkeypatch, quick_config_text):
+    import argparse
+
+    from tools.test import run
+    monkeypatch.chdir(world)
+    name = 'qdtrack_r18_synthetic_real.py'
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(load(name).model)
+    checkpoint = tmp_path / 'qdtrack.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+    args = argparse.Namespace(
+        config=str(ROOT / 'configs/trackers' / name),
+        checkpoint=str(checkpoint),
+        work_dir=str(tmp_path / 'work'),
+        cfg_options={'log_level': 'WARNING'},
+        launcher='none')
+    metrics = run(args)
+    assert METRIC_KEYS <= set(metrics)
