@@ -81,10 +81,15 @@ def is_new_key(key):
     return '.fuser.' in key or '.instance_enhancer.' in key
 
 
-def test_zero_gates_match_stock_then_a_step_on_the_gates_changes_the_output():
+# GLIGEN's layout, and the tiny config's: token positions and grounding confined to boxes.
+GROUNDING_VARIANTS = [{}, dict(token_position_freqs=4, ground_within_boxes=True)]
+
+
+@pytest.mark.parametrize('variant', GROUNDING_VARIANTS)
+def test_zero_gates_match_stock_then_a_step_on_the_gates_changes_the_output(variant):
     torch.manual_seed(0)
     stock = UNet3DConditionModel(**TINY).eval()
-    model = build(seed=1)
+    model = build(seed=1, **variant)
     model.load_state_dict(stock.state_dict(), strict=False)
     sample, timestep, text = make_inputs()
     tracklets = make_tracklets(2, 4, 3)
@@ -177,8 +182,9 @@ def test_gradient_checkpointing_matches_and_recomputes_the_new_layers():
     torch.testing.assert_close(again_loss, plain_loss)
 
 
-def test_a_never_visible_instance_has_no_effect_and_slot_order_does_not_matter():
-    model = build()
+@pytest.mark.parametrize('variant', GROUNDING_VARIANTS)
+def test_a_never_visible_instance_has_no_effect_and_slot_order_does_not_matter(variant):
+    model = build(**variant)
     set_gates(model, 0.5)
     sample, timestep, text = make_inputs()
     tracklets = make_tracklets(2, 4, 3)
@@ -419,3 +425,25 @@ def test_gate_init_opens_every_new_gate_and_is_kept_in_the_config(tmp_path):
     UNet3DConditionModel(**TINY).save_pretrained(str(tmp_path / 'stock'))
     loaded = TrackletUNet3D.from_pretrained(str(tmp_path / 'stock'), gate_init=0.25, **NEW)
     assert all(float(m.alpha_attn) == 0.25 for m in new_modules(loaded))
+
+
+def test_within_boxes_a_box_reaches_only_the_tokens_it_covers():
+    """With grounding confined to boxes, an instance changes a spatial transformer's output only
+    at the cells its box covers (checked on the first grounded block alone)."""
+    from mmtrackgen.models.conditioning.fourier import cells_in_boxes
+    model = build(token_position_freqs=4, ground_within_boxes=True)
+    set_gates(model, 0.5)
+    fuser = model.down_blocks[0].attentions[0].transformer_blocks[0].fuser
+    tracklets = make_tracklets(1, 2, 1, visible_prob=1.0)
+    tracklets.frame_size = (16, 16)
+    nulled = make_tracklets(1, 2, 1, visible_prob=1.0)
+    nulled.frame_size = (16, 16)
+    nulled.visible = torch.zeros_like(nulled.visible)
+    x = torch.randn(2, 256, fuser.linear.out_features)  # (F, HW, C) at 16x16
+    with torch.no_grad():
+        change = (fuser(x, tracklets) - fuser(x, nulled)).abs().sum(-1)  # (F, HW)
+    covered = cells_in_boxes(tracklets.boxes[0], tracklets.visible[0], (16, 16))[..., 0]
+    assert covered.any() and (~covered).any()
+    assert change[covered].min() > 0
+    # Outside cells attend only to the (unchanged) visual tokens; the feed-forward is per token.
+    assert change[~covered].max() < 1e-5
