@@ -9,12 +9,10 @@ import os
 import os.path as osp
 
 from mmengine.config import DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
-from mmtrackgen.utils import (ConfigError, UnsafeCheckpointError, exit_with_error,
-                              prepare_cpu_distributed, read_config)  # importing: safe loading
+from mmtrackgen.utils import (ConfigError, UnsafeCheckpointError, build_runner,
+                              exit_with_error, runner_config)  # importing: safe loading
 
 
 def parse_args():
@@ -44,19 +42,11 @@ def main():
 
 
 def run(args):
-    cfg = read_config(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f"checkpoint '{args.checkpoint}' does not exist")
     cfg.load_from = args.checkpoint
-    prepare_cpu_distributed(cfg)
-    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    runner = build_runner(cfg)
     return runner.test()
 
 

@@ -4,15 +4,12 @@
 """
 import argparse
 import os
-import os.path as osp
 
 from mmengine.config import DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
-from mmtrackgen.utils import (ConfigError, UnsafeCheckpointError, exit_with_error,
-                              prepare_cpu_distributed, read_config)  # importing: safe loading
+from mmtrackgen.utils import (ConfigError, UnsafeCheckpointError, build_runner,
+                              exit_with_error, runner_config)  # importing: safe loading
 
 
 def parse_args():
@@ -53,14 +50,7 @@ def main():
 
 
 def run(args):
-    cfg = read_config(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print('AMP is already enabled in the config')
@@ -72,8 +62,7 @@ def run(args):
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
 
-    prepare_cpu_distributed(cfg)
-    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    runner = build_runner(cfg)
     runner.train()
 
 

@@ -44,3 +44,21 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmtrackgen'))
     return cfg
+
+
+def runner_config(path: str,
+                  cfg_options: Optional[dict] = None,
+                  work_dir: Optional[str] = None,
+                  launcher: str = 'none') -> Config:
+    """The config of a Runner job (tools/train.py, tools/test.py), as mmdet's tools set it up:
+    ``--cfg-options`` merged, the launcher recorded, and ``work_dir`` from the flag, else the
+    config, else ``work_dirs/<config name>``."""
+    cfg = read_config(path)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg

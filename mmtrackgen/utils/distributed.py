@@ -27,3 +27,11 @@ def prepare_cpu_distributed(cfg) -> bool:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def build_runner(cfg):
+    """The mmengine Runner of a config (``runner_type`` honoured), CPU-only DDP prepared."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    prepare_cpu_distributed(cfg)
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
