@@ -89,6 +89,15 @@ def cell_box_embedding(grid: tuple[int, int],
     return fourier_embedding(cells.flatten(0, 1), num_freqs).to(dtype)  # (h*w, 8K)
 
 
+def cell_and_box_codes(boxes: torch.Tensor, grid: tuple[int, int],
+                       num_freqs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Fourier codes that tell attention where things are, one encoding for both sides:
+    (h * w, 8K) for the cells of an (h, w) map (:func:`cell_box_embedding`) and (..., N, 8K)
+    for the xyxy normalised ``boxes`` (..., N, 4); float32, as box features need."""
+    cells = cell_box_embedding(grid, num_freqs, boxes.device)  # (HW, 8K)
+    return cells, fourier_embedding(boxes.float(), num_freqs)  # (HW, 8K), (..., N, 8K)
+
+
 def cells_in_boxes(boxes: torch.Tensor, visible: torch.Tensor, grid: tuple[int,
                                                                            int]) -> torch.Tensor:
     """Which cells of an (h, w) map each visible box covers.

@@ -25,7 +25,7 @@ import torch
 from diffusers.models.attention import GatedSelfAttentionDense
 from torch import nn
 
-from .fourier import cell_box_embedding, cells_in_boxes, fourier_embedding, token_grid_shape
+from .fourier import cell_and_box_codes, cells_in_boxes, token_grid_shape
 from .tracklet_conditioning import TrackletConditioning
 
 
@@ -135,9 +135,8 @@ class GatedGrounding(GatedSelfAttentionDense):
                    dtype: torch.dtype) -> torch.Tensor:
         """(B*F, HW + N, C): projected Fourier embeddings of the token cells and the boxes."""
         grid = self._grid(objs, num_visual)
-        cells = cell_box_embedding(grid, self.position_freqs, objs.boxes.device)  # (HW, 8K)
-        boxes = fourier_embedding(objs.frame_major(objs.boxes).float(),
-                                  self.position_freqs)  # (B*F, N, 8K)
+        cells, boxes = cell_and_box_codes(objs.frame_major(objs.boxes), grid,
+                                          self.position_freqs)  # (HW, 8K), (B*F, N, 8K)
         cells = cells.expand(boxes.shape[0], -1, -1)  # (B*F, HW, 8K)
         return self.position(torch.cat([cells, boxes], dim=1).to(dtype))  # (B*F, HW + N, C)
 

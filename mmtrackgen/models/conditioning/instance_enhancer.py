@@ -26,7 +26,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from mmcv.ops import roi_align
 from torch import nn
 
-from .fourier import cell_box_embedding, cells_in_boxes, fourier_embedding
+from .fourier import cell_and_box_codes, cells_in_boxes
 from .gated_grounding import key_padding_bias
 from .tracklet_conditioning import TrackletConditioning
 
@@ -172,10 +172,9 @@ class InstanceEnhancer(nn.Module):
         queries = self.norm_visual(x)  # (B*F, HW, C)
         keys = self.norm_instance(instances)  # (B*F, N, C)
         if self.position is not None:
-            cells = cell_box_embedding((height, width), self.position_freqs,
-                                       boxes.device)  # (HW, 8K)
-            box_codes = fourier_embedding(
-                objs.frame_major(objs.boxes).float(), self.position_freqs)  # (B*F, N, 8K)
+            cells, box_codes = cell_and_box_codes(
+                objs.frame_major(objs.boxes), (height, width),
+                self.position_freqs)  # (HW, 8K), (B*F, N, 8K)
             queries = queries + self.position(cells.to(x.dtype))  # (B*F, HW, C)
             keys = keys + self.position(box_codes.to(x.dtype))  # (B*F, N, C)
         attended = self.attn(
