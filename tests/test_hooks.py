@@ -44,6 +44,17 @@ def test_self_tracking_switches_to_clean_clips_once(switch_iter, switches_at):
         SelfTrackingHook(1.5)
 
 
+def test_a_run_resumed_past_the_switch_draws_clean_clips_from_its_first_batch():
+    hook = SelfTrackingHook(3)
+    runner = fake_runner(5)  # resumed at iteration 5: its first batch is drawn before any iter hook
+    hook.before_train(runner)
+    assert runner.train_dataloader.dataset.pipeline.transforms[0].prob == 0.0
+    early = SelfTrackingHook(8)
+    runner = fake_runner(5)
+    early.before_train(runner)
+    assert runner.train_dataloader.dataset.pipeline.transforms[0].prob == 1.0
+
+
 def test_self_tracking_needs_a_box_drawer_in_the_pipeline():
     runner = fake_runner(5)
     runner.train_dataloader.dataset.pipeline.transforms = []

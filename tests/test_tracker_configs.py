@@ -186,6 +186,8 @@ def test_tools_test_scores_a_tracker_checkpoint(world, tmp_path, monkeypatch, qu
         checkpoint=str(checkpoint),
         work_dir=str(tmp_path / 'work'),
         cfg_options={'log_level': 'WARNING'},
-        launcher='none')
+        launcher='none',
+        out_metrics=str(tmp_path / 'metrics.json'))
     metrics = run(args)
     assert METRIC_KEYS <= set(metrics)
+    assert json.loads((tmp_path / 'metrics.json').read_text()) == pytest.approx(metrics)

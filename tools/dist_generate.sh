@@ -3,6 +3,9 @@
 # the processes and merged into one dataset at the end (same files as one process, same seed).
 #   bash tools/dist_generate.sh CONFIG CHECKPOINT NUM_PROCS --tracklets FILE --out-dir DIR [...]
 # Across machines, run it on each with NNODES, NODE_RANK, MASTER_ADDR and PORT set.
+# If a process dies, torchrun stops the others at once (none is left waiting in a
+# collective) and exits non-zero; its "Root Cause" summary names the rank and the exit
+# code or signal. exec passes that exit code on (docs/hardening.md).
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
     echo "usage: $0 CONFIG CHECKPOINT NUM_PROCS --tracklets FILE --out-dir DIR [generate.py args...]" >&2

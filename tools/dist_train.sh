@@ -2,6 +2,9 @@
 # Train on several processes of one or more machines with torchrun.
 #   bash tools/dist_train.sh CONFIG NUM_PROCS [train.py args...]
 # Across machines, run it on each with NNODES, NODE_RANK, MASTER_ADDR and PORT set.
+# If a process dies, torchrun stops the others at once (none is left waiting in a
+# collective) and exits non-zero; its "Root Cause" summary names the rank and the exit
+# code or signal. exec passes that exit code on (docs/hardening.md).
 # On CPU-only machines the processes talk over gloo (set env_cfg.dist_cfg.backend='gloo').
 set -euo pipefail
 if [[ $# -lt 2 ]]; then

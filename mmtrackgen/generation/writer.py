@@ -9,8 +9,13 @@ Layout of an output folder::
 
 A clip is written into ``.partial`` and moved into place with one ``os.replace`` of its folder,
 so a clip folder that exists is complete; a kill at any moment leaves at most a partial folder
-that the next run clears. JPEG encoding runs on a background thread so the sampler keeps going.
+that the next run clears. ``annotations.json`` is written the same way (a temporary file and a
+rename). JPEG encoding runs on a background thread so the sampler keeps going. A write that fails
+(a full disk, a folder made read-only) stops the run with a message naming the clip and the
+folder; the clip's partial files are removed and the finished clips stay as they are.
 """
+import contextlib
+import glob
 import json
 import os
 import os.path as osp
@@ -34,11 +39,16 @@ class OutputFolderError(OSError):
 def write_json_atomic(path: str, obj) -> None:
     """Write JSON through a temporary file and a rename: readers see the old file or the new."""
     tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'w') as f:
+            json.dump(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def layout_record(layout: TrackletLayout, **extra) -> dict:
@@ -100,7 +110,7 @@ class GeneratedDatasetWriter:
         if not os.access(out_dir, os.W_OK):
             raise OutputFolderError(f"output folder '{out_dir}' is not writable")
         self._pool = ThreadPoolExecutor(max_workers=1)
-        self._pending: list[Future] = []
+        self._pending: list[tuple[str, Future]] = []  # (clip name, its write)
 
     def clip_dir(self, name: str) -> str:
         return osp.join(self.out_dir, name)
@@ -115,10 +125,18 @@ class GeneratedDatasetWriter:
                              f'F = {layout.num_frames}, got {frames.shape} {frames.dtype}')
         self._raise_failures()
         record = layout_record(layout, **extra)
-        self._pending.append(self._pool.submit(self._write, layout.name, frames, record))
+        self._pending.append(
+            (layout.name, self._pool.submit(self._write, layout.name, frames, record)))
 
     def _write(self, name: str, frames: np.ndarray, record: dict) -> None:
         tmp = osp.join(self.partial_dir, name)
+        try:
+            self._write_into(tmp, name, frames, record)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # frees the space a full disk needs
+            raise
+
+    def _write_into(self, tmp: str, name: str, frames: np.ndarray, record: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(osp.join(tmp, 'img1'))
         params = [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
@@ -137,21 +155,26 @@ class GeneratedDatasetWriter:
         os.replace(tmp, final)
 
     def _raise_failures(self) -> None:
-        done = [f for f in self._pending if f.done()]
-        self._pending = [f for f in self._pending if not f.done()]
-        for future in done:
-            error = future.exception()
+        done = [(name, f) for name, f in self._pending if f.done()]
+        self._pending = [(name, f) for name, f in self._pending if not f.done()]
+        for name, future in done:
+            error = None if future.cancelled() else future.exception()
+            if error is None:
+                continue
+            for _, queued in self._pending:  # clips not started yet are not written
+                queued.cancel()
             if isinstance(error, OSError) and not isinstance(error, OutputFolderError):
                 raise OutputFolderError(
-                    f"writing into '{self.out_dir}' failed: {error.strerror or error} "
-                    '(finished clips are intact; rerun the same command to continue)') from error
-            if error is not None:
-                raise error
+                    f"clip '{name}' could not be written into '{self.out_dir}': "
+                    f'{error.strerror or error} (the clips finished before are intact; free '
+                    'space or fix the folder, then rerun the same command to continue)') from error
+            raise error
 
     def wait(self) -> None:
         """Block until every queued clip is on disk; re-raises a failed write."""
-        for future in list(self._pending):
-            future.exception()
+        for _, future in list(self._pending):
+            if not future.cancelled():
+                future.exception()
         self._raise_failures()
 
     def close(self) -> None:
@@ -183,5 +206,13 @@ class GeneratedDatasetWriter:
             info=info,
             mot_fields=True)  # mmdet's MOTChallengeDataset reads them
         path = osp.join(self.out_dir, ANNOTATIONS)
-        write_json_atomic(path, ann)
+        try:
+            for stale in glob.glob(glob.escape(path) + '.tmp*'):  # of a run killed while merging
+                os.remove(stale)
+            write_json_atomic(path, ann)
+        except OSError as e:
+            raise OutputFolderError(
+                f"'{ANNOTATIONS}' could not be written into '{self.out_dir}': "
+                f'{e.strerror or e} (all {len(names)} clips are finished and intact; free space '
+                'or fix the folder, then rerun the same command to write it)') from e
         return path

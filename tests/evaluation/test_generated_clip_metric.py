@@ -45,11 +45,14 @@ def video_sample(video_id, **kwargs):
     return sample
 
 
-def run(samples, **cfg):
+def run(samples, num_videos=None, **cfg):
+    """Evaluate as mmengine's test loop does: ``evaluate(len(dataset))``, and a tracking
+    dataset's length is its number of videos."""
     evaluator = Evaluator([METRICS.build(dict(type='GeneratedTrackMetric', **cfg))])
     evaluator.dataset_meta = dict(classes=('square', 'circle'))
-    evaluator.process(samples)
-    return evaluator.evaluate(len(samples))
+    for sample in samples:  # one sample per step, as the test loop feeds them
+        evaluator.process([sample])
+    return evaluator.evaluate(num_videos or len(samples))
 
 
 def test_perfect_tracks_in_whole_video_samples():
@@ -65,7 +68,7 @@ def test_frame_by_frame_samples_and_shifted_boxes():
         sample = TrackDataSample()
         sample.video_data_samples = [frame_sample('clip', t, shift=4)]
         samples.append(sample)
-    result = run(samples)
+    result = run(samples, num_videos=1)
     # the square (label 0) is off by 4 of 10 px: IoU 60 / 140 < 0.5, its category's AP is 0,
     # the circle's 1
     assert result['generated/TrackAP50'] == pytest.approx(0.5)
@@ -79,8 +82,35 @@ def test_process_on_plain_frame_dicts_and_class_agnostic():
     for frame in frames:
         frame['pred_track_instances'].pop('labels')
     metric.process({}, frames)
-    assert len(metric.results) == 4
-    assert metric.evaluate(4)['gen/TrackAP'] == pytest.approx(1.0)
+    assert len(metric.results) == 1  # one video
+    assert metric.evaluate(1)['gen/TrackAP'] == pytest.approx(1.0)
+
+
+def test_every_frame_of_every_video_counts_when_videos_come_frame_by_frame():
+    """mmdet's tracking test loop: one frame per step, then evaluate(number of videos).
+    Video 1 is tracked perfectly, video 2 not at all (no predictions): half the GT is missed."""
+    samples = []
+    for video in (1, 2):
+        for t in range(4):
+            sample = TrackDataSample()
+            frame = frame_sample(video, t)
+            if video == 2:
+                frame.pred_track_instances = frame.pred_track_instances[torch.zeros(2, dtype=torch.bool)]
+            sample.video_data_samples = [frame]
+            samples.append(sample)
+    result = run(samples, num_videos=2)
+    assert result['generated/MOTA'] == pytest.approx(0.5)  # 8 of 16 GT boxes missed
+    assert result['generated/IDR'] == pytest.approx(0.5)
+    assert result['generated/IDP'] == pytest.approx(1.0)
+
+
+def test_a_video_with_missing_frames_is_still_scored():
+    metric = GeneratedTrackMetric(prefix='gen')
+    sample = TrackDataSample()
+    sample.video_data_samples = [frame_sample('v', 0)]  # 1 of its 4 frames
+    metric.process({}, [sample])
+    assert metric.results == []
+    assert metric.evaluate(1)['gen/MOTA'] == pytest.approx(1.0)
 
 
 def test_missing_fields_are_named():
@@ -89,8 +119,8 @@ def test_missing_fields_are_named():
     frame.pop('pred_track_instances')
     with pytest.raises(KeyError, match='pred_track_instances'):
         metric.process({}, [frame])
-    frame = frame_sample('v', 0).to_dict()
-    frame['pred_track_instances'].pop('labels')
-    metric.process({}, [frame])
+    frames = [frame_sample('v', t).to_dict() for t in range(4)]
+    frames[0]['pred_track_instances'].pop('labels')
+    metric.process({}, frames)
     with pytest.raises(KeyError, match='class_agnostic'):
         metric.compute_metrics(metric.results)

@@ -432,3 +432,24 @@ def test_missing_file(tmp_path):
         load_checkpoint(ToyModel(), missing)
     with pytest.raises(FileNotFoundError, match='nope/iter_1.pth'):
         load_from_local_safe(missing)
+
+
+def test_random_state_of_tools_train_loads_with_weights_only(tmp_path):
+    """The random states tools/train.py adds to every checkpoint (RandomStateHook) are tensors,
+    numbers and lists: they load without allow-listing anything and give the same draws."""
+    import random
+
+    from mmtrackgen.engine.hooks import get_random_state, set_random_state
+
+    torch.manual_seed(1)
+    np.random.seed(2)
+    random.seed(3)
+    np.random.randn()  # numpy keeps a cached gaussian
+    path = tmp_path / 'random_state.pth'
+    torch.save({'random_state': get_random_state()}, path)
+    expected = (torch.rand(3), np.random.randn(3), random.random())
+    assert not torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    set_random_state(torch.load(path, weights_only=True)['random_state'])
+    got = (torch.rand(3), np.random.randn(3), random.random())
+    assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    assert got[2] == expected[2]

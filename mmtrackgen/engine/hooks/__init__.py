@@ -1,5 +1,9 @@
+from .random_state_hook import RandomStateHook, get_random_state, set_random_state
 from .sample_visualization_hook import SampleVisualizationHook
 from .self_tracking_hook import SelfTrackingHook
 from .trim_frozen_weights_hook import TrimFrozenWeightsHook
 
-__all__ = ['SampleVisualizationHook', 'SelfTrackingHook', 'TrimFrozenWeightsHook']
+__all__ = [
+    'RandomStateHook', 'get_random_state', 'set_random_state', 'SampleVisualizationHook',
+    'SelfTrackingHook', 'TrimFrozenWeightsHook'
+]

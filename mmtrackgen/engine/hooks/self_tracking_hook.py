@@ -35,6 +35,11 @@ class SelfTrackingHook(Hook):
             return round(self.switch_iter * runner.max_iters)
         return self.switch_iter
 
+    def before_train(self, runner) -> None:
+        # A run resumed past the switch: stage 2 from its first batch (before_train_iter comes
+        # after that batch is drawn).
+        self.before_train_iter(runner, 0)
+
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         if self.switched or runner.iter < self._switch_at(runner):
             return

@@ -101,16 +101,35 @@ class GeneratedTrackMetric(BaseMetric):
         self.class_agnostic = class_agnostic
         self.iou_threshold = iou_threshold
         self.max_tracks = max_tracks
+        self._incomplete: dict = {}  # video -> records of the frames seen so far
 
     def process(self, data_batch: Any, data_samples: Sequence) -> None:
-        """Keep each sample's frames as ``(video, frame_id, pred, gt)`` numpy records."""
+        """Keep the frames as ``(video, frame_id, pred, gt)`` numpy records, one ``results``
+        entry per video. mmdet's tracking test loop feeds a video frame by frame but evaluates
+        ``len(dataset)`` entries, its number of videos (mmengine drops entries beyond that), so
+        frames wait until their video is complete (``ori_video_length`` frames), as in mmdet's
+        ``BaseVideoMetric``. A sample without ``ori_video_length`` is an entry of its own."""
         for sample in data_samples:
             frames = _get(sample, 'video_data_samples')
             if frames is None:
                 frames = [sample]
-            self.results.append([(_video_key(frame), int(_get(frame, 'frame_id', pos)),
-                                  _pred_entry(frame), _gt_entry(frame))
-                                 for pos, frame in enumerate(frames)])
+            records = [(_video_key(frame), int(_get(frame, 'frame_id', pos)), _pred_entry(frame),
+                        _gt_entry(frame)) for pos, frame in enumerate(frames)]
+            length = _get(frames[0], 'ori_video_length')
+            if length is None or len(frames) >= length:
+                self.results.append(records)
+                continue
+            video = records[0][0]
+            waiting = self._incomplete.setdefault(video, [])
+            waiting.extend(records)
+            if len(waiting) >= length:
+                self.results.append(self._incomplete.pop(video))
+
+    def evaluate(self, size: int) -> dict:
+        # A video whose frames did not all arrive is still scored on those that did.
+        self.results.extend(self._incomplete.values())
+        self._incomplete.clear()
+        return super().evaluate(size)
 
     def _categories(self, gt: dict, pred: dict) -> Optional[list]:
         if self.class_agnostic:
