@@ -3,6 +3,7 @@
 tokenizer/, scheduler/)."""
 from pathlib import Path
 
+import pytest
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet3DConditionModel
 from mmengine.config import Config
@@ -69,3 +70,71 @@ def test_ytvis_recipe_builds_freezes_and_steps_on_a_local_folder(tmp_path):
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is None for m in frozen_spatial for p in m.parameters())
+
+
+def test_attention_is_pytorch_sdpa_everywhere():
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from mmtrackgen.models.generators import TrackletUNet3D
+    unet = TrackletUNet3D(
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        attention_head_dim=4,
+        norm_num_groups=8,
+        cross_attention_dim=32,
+        down_block_types=('CrossAttnDownBlock3D', 'DownBlock3D'),
+        up_block_types=('UpBlock3D', 'CrossAttnUpBlock3D'),
+        grounding_context_dim=32,
+        enhancer_track_dim=8)
+    processors = unet.attn_processors
+    assert any('.fuser.' in name for name in processors)  # grounding attention included
+    assert any(name.startswith('transformer_in.') for name in processors)
+    assert all(isinstance(p, AttnProcessor2_0) for p in processors.values())
+
+
+@pytest.mark.parametrize('name, strategy', [('ytvis_fsdp', 'FSDPStrategy'),
+                                            ('ytvis_deepspeed_zero2', 'DeepSpeedStrategy')])
+def test_sharded_configs_run_on_the_flexible_runner(name, strategy):
+    from mmtrackgen.utils import runner_config
+    cfg = runner_config(str(ROOT / f'configs/trackdiff/{name}.py'))
+    assert cfg.runner_type == 'FlexibleRunner' and cfg.strategy.type == strategy
+    assert cfg.model.generator.type == 'PretrainedTrackletUNet3D'
+    plain = runner_config(str(ROOT / 'configs/trackdiff/ytvis.py'))
+    assert 'runner_type' not in plain
+    # The DDP recipe trains in bf16 through mmengine's AmpOptimWrapper.
+    assert plain.optim_wrapper.type == 'AmpOptimWrapper'
+    assert plain.optim_wrapper.dtype == 'bfloat16'
+
+
+def test_vae_slicing_and_tiling_decode_like_the_plain_vae(tmp_path):
+    from mmtrackgen.models.data_preprocessors import TrackDiffusionDataPreprocessor
+    folder = tmp_path / 'sd'
+    torch.manual_seed(0)
+    AutoencoderKL(
+        block_out_channels=(8, 16),
+        down_block_types=('DownEncoderBlock2D', ) * 2,
+        up_block_types=('UpDecoderBlock2D', ) * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=16).save_pretrained(str(folder / 'vae'))
+    plain = TrackDiffusionDataPreprocessor(vae=dict(pretrained=str(folder)))
+    sliced = TrackDiffusionDataPreprocessor(vae=dict(pretrained=str(folder)), vae_slicing=True)
+    tiled = TrackDiffusionDataPreprocessor(vae=dict(pretrained=str(folder)), vae_tiling=True)
+    assert sliced.vae.use_slicing and tiled.vae.use_tiling
+    latents = torch.randn(1, 3, 4, 12, 12)  # (B, F, C, h, w): 24x24 frames, over one tile
+    frames = plain.decode_latents(latents)
+    assert torch.equal(sliced.decode_latents(latents), frames)
+    tiled_frames = tiled.decode_latents(latents)
+    assert tiled_frames.shape == frames.shape == (1, 3, 3, 24, 24)
+    with pytest.raises(ValueError, match='need a `vae`'):
+        TrackDiffusionDataPreprocessor(vae_tiling=True)
+    (tmp_path / 'novae' / 'vae').mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match='config.json'):
+        TrackDiffusionDataPreprocessor(vae=dict(pretrained=str(tmp_path / 'novae')))
+
+
+def test_compile_generator_compiles_in_place_keeping_state_dict_keys():
+    from tests.models.test_trackdiffusion import build
+    model = build(compile_generator=dict(backend='eager'))
+    assert model.generator._compiled_call_impl is not None
+    assert all(not k.startswith('generator._orig_mod') for k in model.state_dict())

@@ -135,14 +135,31 @@ class BenchmarkError(ValueError):
 
 
 class Bench:
-    """Where and how to measure: device, autocast dtype, repeats and warm-up runs."""
+    """Where and how to measure: device, autocast dtype, repeats, warm-up runs and the clock.
 
-    def __init__(self, device: str, dtype: str, repeats: int, warmup: int, seed: int = 0):
+    ``clock='wall'`` reads ``time.perf_counter``; ``clock='process'`` reads the process's CPU
+    time (``time.process_time``), which on CPU with one torch thread equals the wall time of an
+    idle machine and, unlike it, does not count the time other processes hold the cores (it
+    still pays for their use of caches and memory bandwidth). CPU only.
+    """
+
+    def __init__(self,
+                 device: str,
+                 dtype: str,
+                 repeats: int,
+                 warmup: int,
+                 seed: int = 0,
+                 clock: str = 'wall'):
+        if clock not in ('wall', 'process'):
+            raise BenchmarkError(f"clock must be 'wall' or 'process', got {clock!r}")
+        if clock == 'process' and device != 'cpu':
+            raise BenchmarkError('--clock process measures CPU time: use it with --device cpu')
         self.device = device
         self.dtype = dtype
         self.repeats = repeats
         self.warmup = warmup
         self.seed = seed
+        self.clock = clock
 
     def sync(self) -> None:
         """Wait for queued device work (no-op on CPU, which never touches CUDA)."""
@@ -151,7 +168,7 @@ class Bench:
 
     def now(self) -> float:
         self.sync()
-        return time.perf_counter()
+        return time.process_time() if self.clock == 'process' else time.perf_counter()
 
     def autocast(self):
         """bf16 autocast on the benchmark's device, or nothing for fp32."""
@@ -1117,6 +1134,12 @@ def parse_args(argv=None):
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--dtype', choices=['fp32', 'bf16'], default='fp32')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
+    parser.add_argument(
+        '--clock',
+        choices=['wall', 'process'],
+        default='wall',
+        help='wall: elapsed time; process: CPU time of this process (CPU, one thread: for a '
+        'machine shared with other jobs)')
     parser.add_argument('--out', required=True, help='the JSON file to write')
     parser.add_argument('--plots', help='write one PNG per suite into this folder')
     parser.add_argument('--seed', type=int, default=0)
@@ -1169,7 +1192,7 @@ def run(args, argv: list) -> dict:
     size = SIZES[args.size]
     bench = Bench(args.device, args.dtype,
                   args.repeats if args.repeats is not None else size['repeats'],
-                  args.warmup if args.warmup is not None else size['warmup'], args.seed)
+                  args.warmup if args.warmup is not None else size['warmup'], args.seed, args.clock)
     suites = resolve_suites(args)
     if 'sampling' in suites and not args.checkpoint:
         raise BenchmarkError('the sampling suite needs --checkpoint (a trained model of --config)')
@@ -1186,6 +1209,7 @@ def run(args, argv: list) -> dict:
             repeats=bench.repeats,
             warmup=bench.warmup,
             seed=args.seed,
+            clock=bench.clock,
             suites=suites),
         sizes={args.size: to_plain(size)},
         suites={},

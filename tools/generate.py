@@ -2,12 +2,15 @@
 
     python tools/generate.py CONFIG CHECKPOINT --tracklets FILE --out-dir DIR \
         [--batch-size 4] [--steps 25] [--scheduler DPMSolverMultistepScheduler] [--guidance 2] \
-        [--seed 0] [--num-samples 1] [--clip-stride F] [--augment K] [--previews gif|mp4]
+        [--seed 0] [--num-samples 1] [--clip-stride F] [--augment K] [--previews gif|mp4] \
+        [--first-frames DIR]
 
 FILE is a CocoVID annotation file (frames not needed) or the JSON tracklet format of
 docs/tracklet_format.md; it is validated before anything is written. Long tracklets are cut into
 clips of the model's frame count. Running the same command again after an interruption finishes
 the job without redoing finished clips. ``tools/dist_generate.sh`` shards clips over processes.
+An image-to-video model (TrackDiffusionI2V) starts each clip from a real image: ``--first-frames
+DIR`` holds one per clip, ``DIR/<clip name>.png`` (or .jpg), resized to the model's frame size.
 """
 import argparse
 import hashlib
@@ -24,7 +27,8 @@ from mmengine.config import DictAction
 from mmtrackgen.datasets.tracklet_file import load_tracklet_file
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
 from mmtrackgen.generation.runner import (ClipGenerator, ClipProgress, GenerationInputError,
-                                          check_categories, model_classes, plan_jobs)
+                                          check_categories, find_first_frames, model_classes,
+                                          model_needs_first_frame, plan_jobs)
 from mmtrackgen.generation.writer import (FRAME_NAME, GeneratedDatasetWriter, OutputFolderError,
                                           clip_is_done)
 from mmtrackgen.models.trackdiffusion import scheduler_class
@@ -54,6 +58,10 @@ def parse_args(argv=None):
         '`tracklet_augment` policy)')
     parser.add_argument(
         '--previews', choices=['gif', 'mp4'], help='write a preview per clip and a contact sheet')
+    parser.add_argument(
+        '--first-frames',
+        metavar='DIR',
+        help='image-to-video models: the first frame of each clip, DIR/<clip name>.png|.jpg')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -102,6 +110,22 @@ def check_args(args) -> None:
             raise GenerationInputError(
                 f'--scheduler {args.scheduler!r} is not a diffusers scheduler class (e.g. '
                 'DDIMScheduler, DPMSolverMultistepScheduler)') from None
+
+
+def check_first_frames(args, cfg, jobs):
+    """The first-frame image of every clip for an image-to-video model (None for others);
+    refuses a missing folder or image, naming the clip, before anything is written."""
+    if not model_needs_first_frame(cfg):
+        if args.first_frames:
+            raise GenerationInputError(
+                f"--first-frames is for image-to-video models; the model of '{args.config}' "
+                'generates from tracklets alone')
+        return None
+    if not args.first_frames:
+        raise GenerationInputError(
+            f"the model of '{args.config}' generates each clip from its first frame: give "
+            '--first-frames DIR with one image per clip, DIR/<clip name>.png or .jpg')
+    return find_first_frames(args.first_frames, jobs)
 
 
 def load_layouts(args, cfg, classes):
@@ -176,6 +200,7 @@ def run(args) -> int:
         raise GenerationInputError(
             f"'{args.tracklets}' gives no clip of {clip_length} frames (the model's clip length): "
             f'all its {len(too_short)} layouts are shorter, e.g. {too_short[:3]}')
+    first_frames = check_first_frames(args, cfg, jobs)
     rank, world_size = init_distributed(args.launcher)
     if rank == 0 and too_short:
         print(
@@ -186,7 +211,8 @@ def run(args) -> int:
     mine = jobs[rank::world_size]  # by index, so ranks agree whatever is already done
     todo = [job for job in mine if not clip_is_done(args.out_dir, job.name)]
     # The model and its checkpoint are checked before the output folder is created.
-    generator = ClipGenerator(cfg, args.checkpoint, device=args.device) if todo else None
+    generator = ClipGenerator(
+        cfg, args.checkpoint, device=args.device, first_frames=first_frames) if todo else None
     writer = GeneratedDatasetWriter(args.out_dir, rank=rank)
     if len(todo) < len(mine):
         print(f'[rank {rank}] {len(mine) - len(todo)} of {len(mine)} clips already finished '
@@ -219,6 +245,8 @@ def run(args) -> int:
             if args.guidance is not None else cfg.model.get('guidance_scale'),
             num_samples=args.num_samples,
             augment=args.augment)
+        if first_frames is not None:
+            info['first_frames'] = args.first_frames
         path = writer.merge(names, classes, info)
         if args.previews:
             write_previews(writer, names, classes, args.previews)

@@ -144,6 +144,51 @@ def model_classes(cfg) -> list[str]:
     return list(classes)
 
 
+FIRST_FRAME_EXTENSIONS = ('.png', '.jpg', '.jpeg')
+
+
+def model_needs_first_frame(cfg) -> bool:
+    """Whether the config's model generates from a first frame per clip (image-to-video)."""
+    model_type = cfg.model.get('type') if isinstance(cfg.model, dict) else None
+    cls = MODELS.get(model_type) if isinstance(model_type, str) else None
+    return bool(getattr(cls, 'needs_first_frame', False))
+
+
+def find_first_frames(directory: str, jobs: list[GenerationJob]) -> dict[str, str]:
+    """Clip name -> the image ``directory/<clip name>.png|.jpg|.jpeg`` of its first frame, for
+    every job's clip (the cut clip's name, shared by its ``--num-samples`` outputs).
+
+    Raises:
+        GenerationInputError: the folder is missing, or clips have no image (named).
+    """
+    if not osp.isdir(directory):
+        raise GenerationInputError(f"--first-frames: folder '{directory}' does not exist")
+    found, missing = {}, []
+    for name in dict.fromkeys(job.layout.name for job in jobs):
+        paths = [osp.join(directory, name + ext) for ext in FIRST_FRAME_EXTENSIONS]
+        path = next((p for p in paths if osp.isfile(p)), None)
+        if path is None:
+            missing.append(name)
+        else:
+            found[name] = path
+    if missing:
+        raise GenerationInputError(
+            f"--first-frames: no first frame for clip '{missing[0]}' in '{directory}' (expected "
+            f"{missing[0]}{'|'.join(FIRST_FRAME_EXTENSIONS)}); {len(missing)} clips lack one: "
+            f'{_some(missing)}')
+    return found
+
+
+def load_first_frame(path: str, size: tuple[int, int]) -> torch.Tensor:
+    """The image at ``path`` resized to ``size`` (H, W): (3, H, W) uint8 RGB."""
+    import mmcv
+    image = mmcv.imread(path, channel_order='rgb')
+    if image is None or image.ndim != 3:
+        raise GenerationInputError(f"first frame '{path}' cannot be read as a colour image")
+    image = mmcv.imresize(image, (size[1], size[0]))  # (H, W, 3)
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
+
+
 def load_model_weights(model: torch.nn.Module, filename: str, config: str = 'the config') -> None:
     """Load the weights of checkpoint ``filename`` into ``model``, refusing one that does not fit.
 
@@ -213,10 +258,17 @@ class ClipGenerator:
         cfg: the model's config (``model``, ``test_pipeline``, ``classes``).
         checkpoint: path of its checkpoint (loaded with the project's safe loader).
         device: where to run.
+        first_frames: clip name -> image path of its first frame (:func:`find_first_frames`),
+            for image-to-video models.
     """
 
-    def __init__(self, cfg, checkpoint: str, device: str = 'cpu'):
+    def __init__(self,
+                 cfg,
+                 checkpoint: str,
+                 device: str = 'cpu',
+                 first_frames: dict[str, str] | None = None):
         self.classes = model_classes(cfg)
+        self.first_frames = first_frames
         self.pipeline = Compose(generation_pipeline(cfg))
         try:
             self.model = MODELS.build(cfg.model)
@@ -239,6 +291,11 @@ class ClipGenerator:
             items.append(self.pipeline(layout_to_clip_info(job.layout, self.classes)))
         for item, job in zip(items, jobs):
             item['data_samples'].set_metainfo(dict(seed=job.seed))
+            if self.first_frames is not None:  # image-to-video: (3, H, W) at the model's size
+                sample = item['data_samples']
+                sample.set_field(
+                    load_first_frame(self.first_frames[job.layout.name], sample.img_shape),
+                    'first_frame')
         data = self.model.data_preprocessor(pseudo_collate(items), False)
         samples = self.model.predict(
             data['inputs'],

@@ -1,8 +1,13 @@
 from .conditioning import *  # noqa: F401,F403
-from .data_preprocessors import ClipDataPreprocessor, TrackDiffusionDataPreprocessor
-from .generators import TrackletUNet3D
+from .data_preprocessors import (ClipDataPreprocessor, SVDDataPreprocessor,
+                                 TrackDiffusionDataPreprocessor)
+from .generators import TrackletUNet3D, TrackletUNetSpatioTemporal
 from .trackdiffusion import TrackDiffusion
+from .trackers import MinSizeByteTracker
+from .trackdiffusion_i2v import TrackDiffusionI2V
 
 __all__ = [
-    'ClipDataPreprocessor', 'TrackDiffusionDataPreprocessor', 'TrackletUNet3D', 'TrackDiffusion'
+    'ClipDataPreprocessor', 'SVDDataPreprocessor', 'TrackDiffusionDataPreprocessor',
+    'TrackletUNet3D', 'TrackletUNetSpatioTemporal', 'TrackDiffusion', 'TrackDiffusionI2V',
+    'MinSizeByteTracker'
 ]

@@ -79,6 +79,9 @@ class TrackDiffusion(BaseModel):
             ``module_groups()`` (``'generator.temporal'``, ``'generator.enhancer'``). None
             trains everything. Everything else is frozen and kept in eval mode.
         gradient_checkpointing (bool): recompute the generator's activations in backward.
+        compile_generator (dict, optional): ``torch.compile`` the generator in place
+            (``nn.Module.compile``: state-dict keys unchanged) with these options, e.g.
+            ``dict(mode='max-autotune')``; None (the default) does not compile.
         num_inference_steps (int), guidance_scale (float): sampling defaults.
     """
 
@@ -94,6 +97,7 @@ class TrackDiffusion(BaseModel):
                  tracklet_dropout: float = 0.1,
                  trainable: Optional[Sequence[str]] = None,
                  gradient_checkpointing: bool = False,
+                 compile_generator: Optional[dict] = None,
                  num_inference_steps: int = 50,
                  guidance_scale: float = 7.5,
                  init_cfg: Optional[dict] = None):
@@ -135,6 +139,8 @@ class TrackDiffusion(BaseModel):
             self.generator.enable_gradient_checkpointing()
         self.trainable = tuple(trainable) if trainable is not None else None
         self._freeze_all_but(self.trainable)
+        if compile_generator is not None:
+            self.generator.compile(**compile_generator)
 
     # ----------------------------------------------------------------- trainable parts
     def _resolve(self, name: str) -> List[nn.Module]:

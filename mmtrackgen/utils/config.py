@@ -52,11 +52,14 @@ def runner_config(path: str,
                   launcher: str = 'none') -> Config:
     """The config of a Runner job (tools/train.py, tools/test.py), as mmdet's tools set it up:
     ``--cfg-options`` merged, the launcher recorded, and ``work_dir`` from the flag, else the
-    config, else ``work_dirs/<config name>``."""
+    config, else ``work_dirs/<config name>``. A config with a ``strategy`` (FSDP, DeepSpeed)
+    runs on mmengine's ``FlexibleRunner`` unless it names its ``runner_type``."""
     cfg = read_config(path)
     cfg.launcher = launcher
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
+    if cfg.get('strategy') is not None and 'runner_type' not in cfg:
+        cfg.runner_type = 'FlexibleRunner'
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:

@@ -311,6 +311,13 @@ class Experiment:
             raise SystemExit(f"stage '{stage.name}' failed (exit {code}); its log: {stage.log}. "
                              'Rerun the same command to resume after fixing the cause.')
         self.stage_seconds[stage.name] = round(seconds, 1)
+        # kept across reruns, so results.json has the time of every stage of a resumed run
+        times_file = self.path('stage_seconds.json')
+        times = {}
+        if osp.isfile(times_file):
+            with open(times_file) as f:
+                times = json.load(f)
+        write_json_atomic(times_file, {**times, stage.name: round(seconds, 1)})
         console.log(f'{stage.name}: done in {seconds / 60:.1f} min')
 
     def run_stage(self, stage: Stage) -> None:
@@ -400,7 +407,14 @@ class Experiment:
             data=self.data_sizes(),
             generated_clips=generated,
             variants=per_variant,
-            stage_seconds=self.stage_seconds)
+            stage_seconds=self.recorded_stage_seconds())
+
+    def recorded_stage_seconds(self) -> dict:
+        times_file = self.path('stage_seconds.json')
+        if not osp.isfile(times_file):
+            return dict(self.stage_seconds)
+        with open(times_file) as f:
+            return {**json.load(f), **self.stage_seconds}
 
     def data_sizes(self) -> dict:
         sizes = {}

@@ -95,7 +95,8 @@ def test_every_frame_of_every_video_counts_when_videos_come_frame_by_frame():
             sample = TrackDataSample()
             frame = frame_sample(video, t)
             if video == 2:
-                frame.pred_track_instances = frame.pred_track_instances[torch.zeros(2, dtype=torch.bool)]
+                none = torch.zeros(2, dtype=torch.bool)
+                frame.pred_track_instances = frame.pred_track_instances[none]
             sample.video_data_samples = [frame]
             samples.append(sample)
     result = run(samples, num_videos=2)

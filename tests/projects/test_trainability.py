@@ -218,6 +218,7 @@ def test_stages_run_in_parallel_after_the_stages_they_need(world, tmp_path):
     exp.run_stages(stages)
     assert all(mark.exists() for mark in marks.values())
     assert set(exp.stage_seconds) == {'a', 'b', 'c'}
+    assert {'a', 'b', 'c'} <= set(experiment(world).recorded_stage_seconds())  # a later rerun
 
     failing = [stage('a', 'exit 3'), stage('b', f'touch {marks["b"]}.again', needs=('a', ))]
     marks['a'].unlink()

@@ -10,7 +10,7 @@ import torch
 from mmtrackgen.datasets.synthetic import make_synthetic_dataset
 from mmtrackgen.registry import MODELS
 from mmtrackgen.utils import load_config
-from tools.benchmark import ROOT, main
+from tools.benchmark import ROOT, Bench, BenchmarkError, main
 
 STATS = {'median', 'p25', 'p75', 'min', 'max', 'n', 'values'}
 
@@ -62,6 +62,7 @@ def run(tmp_path, *suites, extra=()):
     assert {'torch', 'diffusers', 'mmengine', 'mmtrackgen'} <= set(report['versions'])
     assert 'commit' in report['versions']['mmtrackgen']
     assert report['settings']['size'] == 'micro' and report['settings']['repeats'] == 2
+    assert report['settings']['clock'] in ('wall', 'process')
     assert list(report['suites']) == list(suites)
     return report
 
@@ -136,7 +137,9 @@ def test_pipeline(world, tmp_path):
 
 
 def test_efficiency(tmp_path):
-    result = run(tmp_path, 'efficiency')['suites']['efficiency']
+    report = run(tmp_path, 'efficiency', extra=['--clock', 'process'])
+    assert report['settings']['clock'] == 'process'
+    result = report['suites']['efficiency']
     assert result['peak_flops_per_s'] > 0
     for name in ('stock', 'full'):
         model = result['models'][name]
@@ -151,3 +154,9 @@ def test_cuda_is_refused_without_a_gpu(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(['--suite', 'conditioning', '--device', 'cuda', '--out', str(tmp_path / 'x.json')])
     assert e.value.code == 2 and 'CUDA' in capsys.readouterr().err
+
+
+def test_process_clock_is_cpu_only():
+    assert Bench('cpu', 'fp32', 1, 0, clock='process').now() >= 0
+    with pytest.raises(BenchmarkError, match='--device cpu'):
+        Bench('cuda', 'fp32', 1, 0, clock='process')

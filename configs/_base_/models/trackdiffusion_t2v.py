@@ -2,7 +2,11 @@
 # local diffusers folder (README.md#pretrained-weights), extended with gated grounding and
 # Instance Enhancers. Trained: temporal layers, tracklet encoder (identity embedding included),
 # enhancers; frozen: spatial layers, grounding, VAE, text encoder. Leaf configs set class_names.
+# Folders (docs/pretrained.md): `pretrained` holds unet/ (a UNet3D: ModelScope, ZeroScope), vae/,
+# text_encoder/, tokenizer/, scheduler/; `grounding_weights`, when set, a GLIGEN folder whose
+# gated-attention (fuser) weights initialise the grounding.
 pretrained = 'data/pretrained/text-to-video-ms-1.7b'
+grounding_weights = None  # e.g. 'data/pretrained/gligen-1-4-generation-text-box'
 token_dim = 768
 
 model = dict(
@@ -10,10 +14,14 @@ model = dict(
     data_preprocessor=dict(
         type='TrackDiffusionDataPreprocessor',
         vae=dict(pretrained=pretrained),
-        text_encoder=dict(pretrained=pretrained)),
+        text_encoder=dict(pretrained=pretrained),
+        vae_slicing=True,  # sampling decodes one frame at a time
+        vae_tiling=False),  # set for frames larger than the VAE's 512x512
     generator=dict(
         type='PretrainedTrackletUNet3D',
         pretrained=pretrained,
+        weights_format='modelscope',
+        grounding_weights=grounding_weights,
         grounding_context_dim=token_dim,
         enhancer_track_dim=128),
     tracklet_encoder=dict(
@@ -30,5 +38,6 @@ model = dict(
     tracklet_dropout=0.1,
     trainable=('generator.temporal', 'generator.enhancer', 'tracklet_encoder'),
     gradient_checkpointing=True,
+    compile_generator=None,  # e.g. dict(mode='max-autotune') on GPUs
     num_inference_steps=50,
     guidance_scale=7.5)

@@ -19,7 +19,10 @@ model = dict(
         backbone=dict(deepen_factor=0.33, widen_factor=0.25),
         neck=dict(in_channels=[64, 128, 256], out_channels=64, num_csp_blocks=1),
         bbox_head=dict(num_classes=_base_.num_classes, in_channels=64, feat_channels=64),
-        init_cfg=None))
+        init_cfg=None),
+    # A detector trained from scratch on few frames outputs boxes of zero height at times,
+    # which stop mmdet's ByteTracker (its Kalman noise scales with the height); drop them.
+    tracker=dict(type='mmtrackgen.MinSizeByteTracker', min_box_size=1.0))
 
 train_pipeline = [
     dict(type='Mosaic', img_scale=img_scale, pad_val=114.0, bbox_clip_border=False),

@@ -18,11 +18,18 @@ Optionally (``within_boxes``) a visual token sees an instance token only when it
 that instance's box: the grounding is confined to the box, as the method intends, instead of
 having to be learned.
 
+The attention runs as one SDPA call whose additive mask is shared by all heads
+(:class:`SharedMaskAttnProcessor`; diffusers' stock processor would copy it once per head) and
+is zero over the visual keys: only its N instance columns are ever filled. GLIGEN computes the
+instance rows as queries too and throws their outputs away; here only the visual rows are queries.
+
 :class:`NoGrounding` is the pass-through ``fuser`` given to every other block that receives the
 ``gligen`` entry (temporal transformers, spatial transformers left without grounding).
 """
 import torch
+import torch.nn.functional as F
 from diffusers.models.attention import GatedSelfAttentionDense
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
 
 from .fourier import cell_and_box_codes, cells_in_boxes, token_grid_shape
@@ -42,6 +49,71 @@ def key_padding_bias(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return bias if bias.dim() == 3 else bias[:, None, :]  # (B, 1 or Q, S)
 
 
+def instance_columns_bias(keep: torch.Tensor, num_visual: int, dtype: torch.dtype) -> torch.Tensor:
+    """(B, Q, N) bool, True = a query may see that instance -> (B, Q, HW + N) additive bias over
+    the keys [HW visual tokens ; N instances]: 0 on every visual column, 0 or the dtype's min on
+    the instance columns. The same bias as :func:`key_padding_bias` of the key mask
+    ``[all True ; keep]``, without building that (B, Q, HW + N) boolean first."""
+    batch, queries, num_instances = keep.shape
+    bias = torch.zeros(
+        batch, queries, num_visual + num_instances, dtype=dtype,
+        device=keep.device)  # (B, Q, HW + N)
+    bias[:, :, num_visual:].masked_fill_(~keep, torch.finfo(dtype).min)  # (B, Q, HW + N)
+    return bias
+
+
+class SharedMaskAttnProcessor(AttnProcessor2_0):
+    """diffusers' SDPA processor, with the additive mask shared by all heads instead of copied.
+
+    The stock ``AttnProcessor2_0`` passes a (B, Q, S) mask through
+    ``Attention.prepare_attention_mask``, which repeats it once per head: (B * heads, Q, S),
+    kept for the backward pass. For grounding within boxes (Q = HW, S = HW + N) that copy was
+    larger than all the other activations of the layer. This processor gives SDPA the mask as
+    (B, 1, Q, S), broadcast over heads; the maths are the stock processor's. Anything it does not
+    handle (4-D inputs, spatial or group norms, ``norm_cross``, a mask that is not (B, 1 or Q, S))
+    goes to the stock path. It holds no weights, so state dicts are unchanged, and it is an
+    ``AttnProcessor2_0``, so code that checks for PyTorch SDPA still finds it.
+    """
+
+    def __call__(self,
+                 attn: Attention,
+                 hidden_states: torch.Tensor,
+                 encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None,
+                 temb: torch.Tensor | None = None,
+                 *args,
+                 **kwargs) -> torch.Tensor:
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        plain = (
+            hidden_states.dim() == 3 and attn.spatial_norm is None and attn.group_norm is None
+            and not (attn.norm_cross and encoder_hidden_states is not None))
+        shared = (
+            attention_mask is not None and attention_mask.dim() == 3
+            and attention_mask.shape[0] == hidden_states.shape[0]
+            and attention_mask.shape[2] == context.shape[1])
+        if args or kwargs or not (plain and shared):
+            return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask,
+                                    temb, *args, **kwargs)
+        residual = hidden_states
+        query = attn.to_q(hidden_states)  # (B, Q, inner)
+        key = attn.to_k(context)  # (B, S, inner)
+        value = attn.to_v(context)  # (B, S, inner)
+        query, key, value = (t.unflatten(-1, (attn.heads, -1)).transpose(1, 2)
+                             for t in (query, key, value))  # (B, heads, Q or S, d)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask[:, None], dropout_p=0.0,
+            is_causal=False)  # (B, heads, Q, d)
+        out = out.transpose(1, 2).flatten(2).to(query.dtype)  # (B, Q, inner)
+        out = attn.to_out[1](attn.to_out[0](out))  # (B, Q, C)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+
 class GatedGrounding(GatedSelfAttentionDense):
     """GLIGEN gated self-attention over [visual tokens ; that frame's visible instance tokens].
 
@@ -49,9 +121,9 @@ class GatedGrounding(GatedSelfAttentionDense):
     (index ``b * F + f``). Each frame's visual tokens attend to themselves and to the N instance
     tokens of that frame projected to the block width; invisible instances are masked out of
     the keys, so a frame with none attends to its visual tokens only. Only the visual part is
-    kept and added through ``tanh(alpha_attn)``, then a feed-forward through
-    ``tanh(alpha_dense)``; both gates start at 0 (set by the parent), so the block starts as it
-    was.
+    kept (so only visual tokens are queries) and added through ``tanh(alpha_attn)``, then a
+    feed-forward through ``tanh(alpha_dense)``; both gates start at 0 (set by the parent), so the
+    block starts as it was.
 
     Args:
         query_dim: C, the width of the block's visual tokens.
@@ -77,6 +149,7 @@ class GatedGrounding(GatedSelfAttentionDense):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f'GatedGrounding: `{name}` must be a positive int, got {value!r}.')
         super().__init__(query_dim, context_dim, n_heads, d_head)
+        self.attn.set_processor(SharedMaskAttnProcessor())
         self.position_freqs = position_freqs
         self.within_boxes = within_boxes
         self.position = None if position_freqs is None else nn.Linear(8 * position_freqs, query_dim)
@@ -100,25 +173,25 @@ class GatedGrounding(GatedSelfAttentionDense):
             raise ValueError(
                 f'GatedGrounding: the visual tokens hold {x.shape[0]} frames but the tracklets '
                 f'{tokens.shape[0]} (B*F); tracklets must match the sample batch and frames.')
-        num_frames_batch, num_visual, _ = x.shape
+        num_visual = x.shape[1]
 
-        instances = self.linear(tokens.to(x.dtype))  # (B*F, N, C)
-        sequence = self.norm1(torch.cat([x, instances], dim=1))  # (B*F, HW + N, C)
+        # norm1 is per token and the position codes are per row, so the visual and instance
+        # rows are prepared apart and joined once, as the keys.
+        visual = self.norm1(x)  # (B*F, HW, C)
+        instances = self.norm1(self.linear(tokens.to(x.dtype)))  # (B*F, N, C)
         if self.position is not None:
-            sequence = sequence + self._positions(objs, num_visual, x.dtype)  # (B*F, HW + N, C)
+            cells, boxes = self._positions(objs, num_visual, x.dtype)  # (HW, C), (B*F, N, C)
+            visual = visual + cells  # (B*F, HW, C)
+            instances = instances + boxes  # (B*F, N, C)
         if self.within_boxes:
             grid = self._grid(objs, num_visual)
-            covered = cells_in_boxes(objs.frame_major(objs.boxes), visible, grid)  # (B*F, HW, N)
-            always = covered.new_ones(num_frames_batch, num_visual, num_visual)  # (B*F, HW, HW)
-            keep = torch.cat([always, covered], dim=2)  # (B*F, HW, HW + N)
+            keep = cells_in_boxes(objs.frame_major(objs.boxes), visible, grid)  # (B*F, HW, N)
         else:
-            always = visible.new_ones(num_frames_batch, num_visual)  # (B*F, HW)
-            keep = torch.cat([always, visible], dim=1)  # (B*F, HW + N)
-        # Only the visual rows are kept, so only they are computed as queries.
+            keep = visible[:, None, :]  # (B*F, 1, N)
         attended = self.attn(
-            sequence[:, :num_visual],  # (B*F, HW, C)
-            encoder_hidden_states=sequence,
-            attention_mask=key_padding_bias(keep, x.dtype),  # (B*F, 1 or HW, HW + N)
+            visual,  # (B*F, HW, C): only the visual rows are kept, so only they are queries
+            encoder_hidden_states=torch.cat([visual, instances], dim=1),  # (B*F, HW + N, C)
+            attention_mask=instance_columns_bias(keep, num_visual, x.dtype),  # (B*F, HW|1, HW+N)
         )  # (B*F, HW, C)
         x = x + self.alpha_attn.tanh() * attended  # (B*F, HW, C)
         x = x + self.alpha_dense.tanh() * self.ff(self.norm2(x))  # (B*F, HW, C)
@@ -132,13 +205,13 @@ class GatedGrounding(GatedSelfAttentionDense):
         return token_grid_shape(num_visual, objs.frame_size)
 
     def _positions(self, objs: TrackletConditioning, num_visual: int,
-                   dtype: torch.dtype) -> torch.Tensor:
-        """(B*F, HW + N, C): projected Fourier embeddings of the token cells and the boxes."""
+                   dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(HW, C), (B*F, N, C): projected Fourier embeddings of the token cells (the same in
+        every frame, so projected once) and of the boxes."""
         grid = self._grid(objs, num_visual)
         cells, boxes = cell_and_box_codes(objs.frame_major(objs.boxes), grid,
                                           self.position_freqs)  # (HW, 8K), (B*F, N, 8K)
-        cells = cells.expand(boxes.shape[0], -1, -1)  # (B*F, HW, 8K)
-        return self.position(torch.cat([cells, boxes], dim=1).to(dtype))  # (B*F, HW + N, C)
+        return self.position(cells.to(dtype)), self.position(boxes.to(dtype))
 
 
 class NoGrounding(nn.Module):

@@ -3,8 +3,10 @@
 TrackDiffusion's key component (method.md, "Instance Enhancer"). Given the output map of a
 spatial transformer, (B*F, C, H, W) with frames as batch (index ``b * F + f``):
 
-1. RoI-align every visible box (1x1, ``aligned=True``) on its own frame's map, all boxes of the
-   batch in one ``mmcv.ops.roi_align`` call; invisible entries take a learned null feature;
+1. RoI-align every box (1x1, ``aligned=True``) on its own frame's map, all boxes of the batch in
+   one ``mmcv.ops.roi_align`` call; invisible entries take a learned null feature (their boxes
+   are pooled as empty boxes and the result dropped, so the layer needs no data-dependent
+   shapes and no host synchronisation);
 2. fuse with the tracklet-branch feature: MLP([roi ; track_feature]) -> C;
 3. cross-frame instance attention: each instance attends over its F features, with sinusoidal
    frame positions (any F), which is what keeps one object looking the same across frames;
@@ -27,7 +29,7 @@ from mmcv.ops import roi_align
 from torch import nn
 
 from .fourier import cell_and_box_codes, cells_in_boxes
-from .gated_grounding import key_padding_bias
+from .gated_grounding import SharedMaskAttnProcessor, key_padding_bias
 from .tracklet_conditioning import TrackletConditioning
 
 
@@ -80,7 +82,11 @@ class InstanceEnhancer(nn.Module):
         # 4. Visual tokens -> instance features, through zero-initialised tanh gates.
         self.norm_visual = nn.LayerNorm(channels)
         self.norm_instance = nn.LayerNorm(channels)
-        self.attn = Attention(query_dim=channels, heads=num_heads, dim_head=head_dim)
+        self.attn = Attention(
+            query_dim=channels,
+            heads=num_heads,
+            dim_head=head_dim,
+            processor=SharedMaskAttnProcessor())  # the (B*F, HW, N) mask, not copied per head
         self.norm_dense = nn.LayerNorm(channels)
         self.ff = FeedForward(channels, mult=ff_mult, activation_fn='geglu')
         self.alpha_attn = nn.Parameter(torch.tensor(0.0))
@@ -115,18 +121,21 @@ class InstanceEnhancer(nn.Module):
             raise ValueError(
                 f'InstanceEnhancer: built for {self.channels} channels, got {channels}.')
         visible = objs.frame_major(objs.visible).bool()  # (B*F, N)
-        if num_slots == 0 or not visible.any():
+        if num_slots == 0:
             return feature_map
 
-        # 1. One RoI per visible (frame, instance), all in one call; null feature elsewhere.
+        # 1. One RoI per (frame, instance), all in one call; null feature where invisible. An
+        # invisible entry is pooled as an empty box (no samples: zeros, no gradient) and dropped,
+        # which keeps shapes fixed: no boolean indexing, no host synchronisation.
         # Pooled in float32 at least: frame indices and pixel coordinates stay exact, and mmcv
         # has no bfloat16 kernels.
         pool_dtype = torch.promote_types(feature_map.dtype, torch.float32)
         boxes = objs.frame_major(objs.boxes).to(pool_dtype)  # (B*F, N, 4)
         boxes = boxes * boxes.new_tensor([width, height, width, height])  # (B*F, N, 4) pixels
+        boxes = boxes.where(visible[..., None], 0.0)  # (B*F, N, 4)
         frame_index = torch.arange(num_frames_batch, device=boxes.device, dtype=pool_dtype)
         frame_index = frame_index[:, None, None].expand(-1, num_slots, 1)  # (B*F, N, 1)
-        rois = torch.cat([frame_index, boxes], dim=-1)[visible]  # (K, 5)
+        rois = torch.cat([frame_index, boxes], dim=-1).flatten(0, 1)  # (B*F*N, 5)
         roi_features = roi_align(
             feature_map.to(pool_dtype).contiguous(),
             rois,
@@ -134,10 +143,11 @@ class InstanceEnhancer(nn.Module):
             spatial_scale=1.0,
             sampling_ratio=0,
             pool_mode='avg',
-            aligned=True)  # (K, C, 1, 1)
-        instances = self.null_feature.to(feature_map.dtype).expand(num_frames_batch, num_slots,
-                                                                   channels).clone()  # (B*F, N, C)
-        instances[visible] = roi_features.flatten(1).to(feature_map.dtype)  # (B*F, N, C)
+            aligned=True)  # (B*F*N, C, 1, 1)
+        roi_features = roi_features.view(num_frames_batch, num_slots,
+                                         channels).to(feature_map.dtype)  # (B*F, N, C)
+        instances = roi_features.where(visible[..., None],
+                                       self.null_feature.to(feature_map.dtype))  # (B*F, N, C)
 
         # 2. Fuse with the tracklet branch.
         track = objs.track_features.transpose(1, 2)  # (B, F, N, Dt)

@@ -1,7 +1,7 @@
 """Frames to the generator's space (VAE latents, or pixels for tiny models) and captions to text
 embeddings: everything the diffusion model needs, as batched tensors."""
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -11,13 +11,22 @@ from .clip_data_preprocessor import ClipDataPreprocessor
 PRETRAINED_HINT = 'README.md#pretrained-weights'
 
 
-def check_pretrained_folder(path: str, subfolder: Optional[str], what: str) -> str:
-    """The local folder of a pretrained component, or a clear error naming what is missing."""
+def check_pretrained_folder(path: str,
+                            subfolder: Optional[str],
+                            what: str,
+                            required: Sequence[str] = ()) -> str:
+    """The local folder of a pretrained component, or a clear error naming what is missing: the
+    folder, or the first of the ``required`` files (e.g. ``'config.json'``) it lacks."""
     folder = osp.join(path, subfolder) if subfolder else path
     if not osp.isdir(folder):
         raise FileNotFoundError(
             f"{what}: pretrained folder '{folder}' not found. Nothing is downloaded: put the "
             f'weights there (see {PRETRAINED_HINT}) or set the path with --cfg-options.')
+    for name in required:
+        if not osp.isfile(osp.join(folder, name)):
+            raise FileNotFoundError(
+                f"{what}: '{osp.join(folder, name)}' not found; the folder is incomplete (see "
+                f'{PRETRAINED_HINT}).')
     return folder
 
 
@@ -37,31 +46,51 @@ class TrackDiffusionDataPreprocessor(ClipDataPreprocessor):
         text_encoder (dict, optional): ``dict(pretrained=folder, text_subfolder='text_encoder',
             tokenizer_subfolder='tokenizer')``.
         vae_batch_size (int): frames encoded/decoded at once, to bound memory.
+        vae_slicing (bool): the VAE decodes one frame at a time (diffusers' slicing), whatever
+            ``vae_batch_size``; peak decoding memory is one frame's.
+        vae_tiling (bool): the VAE encodes and decodes each frame in overlapping tiles
+            (diffusers' tiling), for frames larger than it was trained on; tiles are blended,
+            so results differ slightly from untiled ones.
     """
 
     def __init__(self,
                  vae: Optional[dict] = None,
                  text_encoder: Optional[dict] = None,
                  vae_batch_size: int = 16,
+                 vae_slicing: bool = False,
+                 vae_tiling: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
         self.vae = self.tokenizer = self.text_encoder = None
         self.vae_batch_size = vae_batch_size
+        if vae is None and (vae_slicing or vae_tiling):
+            raise ValueError('vae_slicing and vae_tiling need a `vae`; this preprocessor has none.')
         if vae is not None:
             from diffusers import AutoencoderKL
-            folder = check_pretrained_folder(vae['pretrained'], vae.get('subfolder', 'vae'), 'vae')
+            folder = check_pretrained_folder(
+                vae['pretrained'], vae.get('subfolder', 'vae'), 'vae', required=('config.json', ))
             self.vae = AutoencoderKL.from_pretrained(folder, local_files_only=True)
             self.vae.requires_grad_(False).eval()
+            if vae_slicing:
+                self.vae.enable_slicing()
+            if vae_tiling:
+                self.vae.enable_tiling()
         if text_encoder is not None:
             from transformers import CLIPTextModel, CLIPTokenizer
             path = text_encoder['pretrained']
             self.tokenizer = CLIPTokenizer.from_pretrained(
-                check_pretrained_folder(path, text_encoder.get('tokenizer_subfolder', 'tokenizer'),
-                                        'tokenizer'),
+                check_pretrained_folder(
+                    path,
+                    text_encoder.get('tokenizer_subfolder', 'tokenizer'),
+                    'tokenizer',
+                    required=('vocab.json', 'merges.txt')),
                 local_files_only=True)
             self.text_encoder = CLIPTextModel.from_pretrained(
-                check_pretrained_folder(path, text_encoder.get('text_subfolder', 'text_encoder'),
-                                        'text_encoder'),
+                check_pretrained_folder(
+                    path,
+                    text_encoder.get('text_subfolder', 'text_encoder'),
+                    'text_encoder',
+                    required=('config.json', )),
                 local_files_only=True)
             self.text_encoder.requires_grad_(False).eval()
 
@@ -102,7 +131,8 @@ class TrackDiffusionDataPreprocessor(ClipDataPreprocessor):
             return self.denormalize(latents)
         b, f = latents.shape[:2]
         flat = latents.flatten(0, 1) / self.vae.config.scaling_factor  # (B*F, C, h, w)
-        frames = torch.cat([self.vae.decode(c).sample for c in flat.split(self.vae_batch_size)])
+        chunk_size = 1 if self.vae.use_slicing else self.vae_batch_size
+        frames = torch.cat([self.vae.decode(c).sample for c in flat.split(chunk_size)])
         return self.denormalize(frames.unflatten(0, (b, f)))  # (B, F, 3, H, W)
 
     @torch.no_grad()

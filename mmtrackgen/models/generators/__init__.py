@@ -1,3 +1,4 @@
 from .tracklet_unet3d import TrackletUNet3D
+from .tracklet_unet_spatiotemporal import TrackletUNetSpatioTemporal
 
-__all__ = ['TrackletUNet3D']
+__all__ = ['TrackletUNet3D', 'TrackletUNetSpatioTemporal']
