@@ -7,8 +7,9 @@ import torch
 from diffusers import UNet2DConditionModel, UNet3DConditionModel
 from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
 
-from mmtrackgen.models.conditioning import GatedGrounding
+from mmtrackgen.models.conditioning import GatedGrounding, TrackletConditioning
 from mmtrackgen.models.generators.pretrained import LoadReport, load_tracklet_unet3d
+from mmtrackgen.models.generators.tracklet_unet3d import TrackletUNet3D
 from mmtrackgen.registry import MODELS
 
 TINY = dict(
@@ -113,6 +114,38 @@ def test_sd_folder_initialises_spatial_layers_and_starts_temporal_ones_as_identi
             text.repeat_interleave(frames, dim=0)).sample  # (B*F, C, H, W)
     per_frame = per_frame.unflatten(0, (batch, frames)).transpose(1, 2)  # (B, C, F, H, W)
     torch.testing.assert_close(video, per_frame, rtol=1e-4, atol=1e-5)
+
+
+def test_saved_inflated_sd_model_reloads_with_its_heads(folders, tmp_path):
+    """An inflated SD UNet, saved with ``save_pretrained``, comes back from plain
+    ``TrackletUNet3D.from_pretrained`` with SD's head split (``spatial_attention_heads``)."""
+    root, _ = folders
+    model, _ = load_tracklet_unet3d(str(root / 'sd'), weights_format='sd', **SD_LAYERS)
+    assert model.config.spatial_attention_heads == TINY['attention_head_dim']
+    model.open_gates(0.5)  # so grounding (whose attention is split too) and enhancers count
+    model.save_pretrained(str(tmp_path / 'unet'))
+    loaded = TrackletUNet3D.from_pretrained(str(tmp_path / 'unet'))
+    heads = {name: m.heads for name, m in model.named_modules() if hasattr(m, 'heads')}
+    assert heads == {name: m.heads for name, m in loaded.named_modules() if hasattr(m, 'heads')}
+    # The tiny UNet3D's own rule (32 // 4 = 8 heads at level 1) differs from SD's 4.
+    assert loaded.mid_block.attentions[0].transformer_blocks[0].attn1.heads == 4
+
+    batch, frames, slots = 2, 3, 2
+    g = torch.Generator().manual_seed(0)
+    sample = torch.randn(batch, 4, frames, 16, 16, generator=g)  # (B, C, F, H, W)
+    text = torch.randn(batch, 5, 32, generator=g)  # (B, L, D)
+    corner = torch.rand(batch, frames, slots, 2, generator=g) * 0.6  # (B, F, N, 2)
+    tracklets = TrackletConditioning(
+        tokens=torch.randn(batch, frames, slots, NEW_LAYERS['grounding_context_dim'], generator=g),
+        track_features=torch.randn(
+            batch, slots, frames, NEW_LAYERS['enhancer_track_dim'], generator=g),
+        boxes=torch.cat([corner, corner + 0.3], dim=-1),  # (B, F, N, 4)
+        visible=torch.ones(batch, frames, slots, dtype=torch.bool))
+    timesteps = torch.tensor([10, 500])
+    with torch.no_grad():
+        expected = model(sample, timesteps, text, tracklets=tracklets).sample
+        actual = loaded(sample, timesteps, text, tracklets=tracklets).sample
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0)
 
 
 def test_gligen_fusers_load_into_grounding_and_position_net_is_ignored(folders):

@@ -10,7 +10,8 @@ from diffusers.models.attention import GatedSelfAttentionDense
 from mmtrackgen.models.conditioning.gated_grounding import GatedGrounding, NoGrounding
 from mmtrackgen.models.conditioning.instance_enhancer import InstanceEnhancer
 from mmtrackgen.models.conditioning.tracklet_conditioning import TrackletConditioning
-from mmtrackgen.models.generators.tracklet_unet3d import TrackletUNet3D, initialise_missing_layers
+from mmtrackgen.models.generators.generator_utils import initialise_missing_layers
+from mmtrackgen.models.generators.tracklet_unet3d import TrackletUNet3D
 from mmtrackgen.registry import MODELS
 
 TINY = dict(

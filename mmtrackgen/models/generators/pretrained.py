@@ -11,8 +11,8 @@ Three layouts of a diffusers ``unet/`` folder (``config.json`` plus
   its spatial transformers with 1x1 convolutions where the UNet3D uses linear layers: those
   (C, C, 1, 1) kernels become (C, C) matrices. And SD's ``attention_head_dim`` counts heads
   (8 per level in SD 1.x) where the UNet3D's blocks read the same option as channels per head:
-  the spatial attentions are given SD's head count afterwards (:func:`set_spatial_attention_heads`,
-  recorded as ``spatial_attention_heads`` in the saved config). The temporal layers, which SD lacks
+  the spatial attentions are given SD's head count (:class:`TrackletUNet3D`'s
+  ``spatial_attention_heads``, kept in the saved config). The temporal layers, which SD lacks
   (``transformer_in``, ``temp_convs``, ``temp_attentions``), start as in the ModelScope recipe:
   every output projection zero, so each temporal layer is the identity and the inflated model
   is the image model applied frame by frame (:func:`zero_temporal_outputs`).
@@ -47,7 +47,6 @@ from diffusers.models.resnet import TemporalConvLayer
 from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
 from mmengine.logging import MMLogger
 
-from ..conditioning.gated_grounding import GatedGrounding
 from ..data_preprocessors.trackdiffusion_data_preprocessor import (PRETRAINED_HINT,
                                                                    check_pretrained_folder)
 from .tracklet_unet3d import TrackletUNet3D
@@ -261,46 +260,6 @@ def sd_key_to_unet3d(key: str, value: torch.Tensor, expected: dict[str,
     return value
 
 
-def set_spatial_attention_heads(model: TrackletUNet3D, heads: int | tuple[int, ...]) -> None:
-    """Give the spatial attentions (self, cross and grounding) of every level ``heads`` heads.
-
-    The UNet3D's blocks make ``C // attention_head_dim`` heads of ``attention_head_dim``
-    channels; an SD 1.x UNet2D was trained with ``attention_head_dim`` heads of
-    ``C // attention_head_dim`` channels. The weights are the same either way; only the split
-    into heads differs, which is what diffusers' attention processors read from ``heads``. The
-    value is recorded in the model's config, and :func:`load_tracklet_unet3d` applies it again.
-    """
-    num_levels = len(model.config.block_out_channels)
-    per_level = (heads, ) * num_levels if isinstance(heads, int) else tuple(heads)
-    if len(per_level) != num_levels:
-        raise ValueError(f'generator: spatial_attention_heads {heads!r} must give one count per '
-                         f'level ({num_levels}).')
-    for name, transformers in model.blocks_with_spatial_transformers().items():
-        kind, _, index = name.partition('.')
-        level = {
-            'down_blocks': lambda: int(index),
-            'mid_block': lambda: num_levels - 1,
-            'up_blocks': lambda: num_levels - 1 - int(index)
-        }[kind]()
-        count = per_level[level]
-        for transformer in transformers:
-            for block in transformer.transformer_blocks:
-                attentions = [block.attn1, block.attn2]
-                if isinstance(block.fuser, GatedGrounding):
-                    attentions.append(block.fuser.attn)
-                for attn in attentions:
-                    if attn is None:
-                        continue
-                    if attn.inner_dim % count:
-                        raise ValueError(f'generator: {count} heads do not divide the '
-                                         f'{attn.inner_dim} channels of the attentions of {name}.')
-                    attn.heads = attn.sliceable_head_dim = count
-                    attn.scale = (attn.inner_dim // count)**-0.5
-                block.num_attention_heads = count
-                block.attention_head_dim = block.dim // count
-    model.register_to_config(spatial_attention_heads=heads)
-
-
 @torch.no_grad()
 def zero_temporal_outputs(model: torch.nn.Module) -> list[str]:
     """The ModelScope initialisation of temporal layers: the last layer of every temporal conv
@@ -358,13 +317,9 @@ def load_tracklet_unet3d(pretrained: str,
     if weights_format == 'sd':
         arguments = unet3d_config_from_sd(config)
         heads = arguments.pop('attention_head_dim', 8)  # SD's name for its head counts
-        model = TrackletUNet3D(**{**arguments, **new_layers})
-    else:
-        arguments = _own_arguments(config)
-        heads = arguments.pop('spatial_attention_heads', None)  # set on an inflated SD UNet
-        model = TrackletUNet3D.from_config(arguments, **new_layers)
-    if heads is not None:
-        set_spatial_attention_heads(model, tuple(heads) if isinstance(heads, list) else heads)
+        model = TrackletUNet3D(**{**arguments, **new_layers}, spatial_attention_heads=heads)
+    else:  # an exported inflated SD UNet keeps its `spatial_attention_heads` in the config
+        model = TrackletUNet3D.from_config(_own_arguments(config), **new_layers)
     expected = model.state_dict()
 
     sources = [folder]

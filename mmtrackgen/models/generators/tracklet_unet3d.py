@@ -18,12 +18,10 @@ Both start as the identity (zero-initialised tanh gates), so the model starts as
 Spatial layers see frames as batch: index ``b * F + f``.
 """
 import dataclasses
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.utils.checkpoint
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
@@ -37,7 +35,11 @@ from mmtrackgen.registry import MODELS
 from ..conditioning.gated_grounding import GatedGrounding, NoGrounding
 from ..conditioning.instance_enhancer import InstanceEnhancer
 from ..conditioning.tracklet_conditioning import TrackletConditioning
+from .generator_utils import (CheckpointedForward, TrackletUNetMixin, check_positive_int,
+                              check_tracklets, checkpoint, contiguous_input_without_grad,
+                              partition_modules, resolve_blocks)
 
+OWNER = 'TrackletUNet3D'
 # Modules whose forward runs under activation checkpointing when it is enabled.
 CHECKPOINTED_MODULES = (ResnetBlock2D, TemporalConvLayer, Transformer2DModel,
                         TransformerTemporalModel, InstanceEnhancer)
@@ -59,93 +61,8 @@ def _enhance_transformer_output(transformer: Transformer2DModel, args: tuple,
         sample=transformer.instance_enhancer(output.sample, gligen['objs']))
 
 
-def _contiguous_input_without_grad(norm: nn.GroupNorm, args: tuple) -> tuple | None:
-    """Forward pre-hook of every GroupNorm: a channels-last input that needs no gradient is made
-    contiguous first. torch 2.13's CPU GroupNorm backward crashes (segfault) on such an input
-    when the norm's own weights train, which is what happens to ``transformer_in.norm`` (fed by
-    the frozen ``conv_in``) in the released recipe: temporal layers train, spatial ones do not.
-    """
-    x = args[0]
-    if x.requires_grad or x.is_contiguous():
-        return None
-    return (x.contiguous(), *args[1:])
-
-
-def _checkpoint(function: Callable, *args: Any) -> Any:
-    """The default checkpointing function: non-reentrant, so closures and kwargs get gradients."""
-    return torch.utils.checkpoint.checkpoint(function, *args, use_reentrant=False)
-
-
-class _CheckpointedForward:
-    """Stands in for ``module.forward`` (an instance attribute, as accelerate's hooks do).
-
-    ``nn.Module.__call__`` still runs the module's hooks around it, and everything the forward
-    calls (fusers included) is recomputed in backward. The module tree, the parameter names and
-    the state-dict keys are untouched; removing the attribute restores the class's forward.
-    """
-
-    def __init__(self, module: nn.Module, checkpoint_func: Callable):
-        self.module = module
-        self.checkpoint_func = checkpoint_func
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        forward = functools.partial(type(self.module).forward, self.module, **kwargs)
-        if torch.is_grad_enabled():
-            return self.checkpoint_func(forward, *args)
-        return forward(*args)
-
-
-def initialise_missing_layers(model: nn.Module,
-                              missing_keys: Sequence[str],
-                              gate_init: float = 0.0) -> None:
-    """Initialise the grounding and enhancer modules that a loaded checkpoint did not hold.
-
-    diffusers' ``from_pretrained`` builds the model with ``torch.nn.init`` switched off (and,
-    with accelerate's ``low_cpu_mem_usage``, on the meta device), so such modules hold garbage
-    or no storage. Each wholly missing module is given storage beside the loaded weights and
-    fresh parameters (gates at ``gate_init``). A module the checkpoint holds but for its
-    ``position`` layer (GLIGEN weights into a model with token positions) gets only that layer
-    initialised; any other partial module is an error.
-    """
-    missing = set(missing_keys)
-    loaded = next((p for p in model.parameters() if not p.is_meta), None)
-    for name, module in model.named_modules():
-        if not isinstance(module, (GatedGrounding, InstanceEnhancer)):
-            continue
-        keys = {f'{name}.{key}' for key in module.state_dict()}
-        position_keys = {key for key in keys if key.startswith(f'{name}.position.')}
-        if position_keys and not (keys - position_keys) & missing:
-            if position_keys & missing:  # all loaded but the position layer
-                _materialise(module.position, loaded)
-                module.position.reset_parameters()
-            continue
-        if keys & missing and not keys <= missing:
-            raise ValueError(f'The checkpoint holds only part of {name!r}; missing '
-                             f'{sorted(keys & missing)}.')
-        if keys <= missing:
-            _materialise(module, loaded)
-            module.reset_parameters()
-            with torch.no_grad():
-                module.alpha_attn.fill_(gate_init)
-                module.alpha_dense.fill_(gate_init)
-
-
-def _materialise(module: nn.Module, like: torch.Tensor | None) -> None:
-    """Give a module left on the meta device storage beside ``like`` (a loaded parameter)."""
-    if like is not None and any(p.is_meta for p in module.parameters()):
-        module.to_empty(device=like.device).to(like.dtype)
-
-
-def _check_positive_int(name: str, value: Any, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        allowed = 'None or a positive int' if optional else 'a positive int'
-        raise ValueError(f'TrackletUNet3D: `{name}` must be {allowed}, got {value!r}.')
-
-
 @MODELS.register_module()
-class TrackletUNet3D(UNet3DConditionModel):
+class TrackletUNet3D(TrackletUNetMixin, UNet3DConditionModel):
     """``UNet3DConditionModel`` conditioned on object tracklets (TrackDiffusion).
 
     Takes every argument of ``UNet3DConditionModel`` (same meaning, same defaults), plus:
@@ -175,12 +92,18 @@ class TrackletUNet3D(UNet3DConditionModel):
             as the stock UNet, which is what a pretrained UNet needs; a model trained from
             scratch has nothing to preserve, and closed gates barely open in its first hour
             (docs/training.md), so small configs may start them open.
+        spatial_attention_heads: the head count of the spatial attentions (self, cross and
+            grounding), one int or one per level. None (the default) keeps the UNet3D's rule,
+            ``C // attention_head_dim`` heads. A Stable Diffusion 1.x UNet2D inflated into this
+            model was trained with ``attention_head_dim`` heads (SD counts heads with that
+            option); its loader passes them here, and the saved config keeps them.
 
     The resolved block lists are written back to the config, so ``config.json`` names exactly
     the blocks that carry new layers.
     """
 
     _supports_gradient_checkpointing = True
+    _spatial_transformer_type = Transformer2DModel
 
     @register_to_config
     def __init__(
@@ -220,21 +143,33 @@ class TrackletUNet3D(UNet3DConditionModel):
         token_position_freqs: int | None = None,
         ground_within_boxes: bool = False,
         gate_init: float = 0.0,
+        spatial_attention_heads: int | Sequence[int] | None = None,
     ):
         # Check the new arguments before building anything.
-        _check_positive_int('grounding_context_dim', grounding_context_dim, optional=True)
-        _check_positive_int('enhancer_track_dim', enhancer_track_dim, optional=True)
-        _check_positive_int('enhancer_num_heads', enhancer_num_heads, optional=True)
-        _check_positive_int('enhancer_ff_mult', enhancer_ff_mult)
-        _check_positive_int('token_position_freqs', token_position_freqs, optional=True)
+        check_positive_int(OWNER, 'grounding_context_dim', grounding_context_dim, optional=True)
+        check_positive_int(OWNER, 'enhancer_track_dim', enhancer_track_dim, optional=True)
+        check_positive_int(OWNER, 'enhancer_num_heads', enhancer_num_heads, optional=True)
+        check_positive_int(OWNER, 'enhancer_ff_mult', enhancer_ff_mult)
+        check_positive_int(OWNER, 'token_position_freqs', token_position_freqs, optional=True)
         if grounding_context_dim is None and grounding_blocks:
             raise ValueError(
-                f'TrackletUNet3D: `grounding_blocks` is {list(grounding_blocks)} but '
+                f'{OWNER}: `grounding_blocks` is {list(grounding_blocks)} but '
                 '`grounding_context_dim` is None; set the token width to build grounding.')
         if enhancer_track_dim is None and enhancer_blocks:
             raise ValueError(
-                f'TrackletUNet3D: `enhancer_blocks` is {list(enhancer_blocks)} but '
+                f'{OWNER}: `enhancer_blocks` is {list(enhancer_blocks)} but '
                 '`enhancer_track_dim` is None; set the track-feature width to build enhancers.')
+        if isinstance(spatial_attention_heads, Sequence):
+            spatial_attention_heads = tuple(spatial_attention_heads)  # a list from config.json
+            if len(spatial_attention_heads) != len(block_out_channels):
+                raise ValueError(
+                    f'{OWNER}: `spatial_attention_heads` {spatial_attention_heads!r} must give one '
+                    f'count per level ({len(block_out_channels)}).')
+            for count in spatial_attention_heads:
+                check_positive_int(OWNER, 'spatial_attention_heads', count)
+        else:
+            check_positive_int(
+                OWNER, 'spatial_attention_heads', spatial_attention_heads, optional=True)
 
         super().__init__(
             sample_size=sample_size,
@@ -258,11 +193,14 @@ class TrackletUNet3D(UNet3DConditionModel):
         # Which blocks get new layers: names checked against the blocks actually built.
         spatial = self.blocks_with_spatial_transformers()
         decoder = [name for name in spatial if name.startswith('up_blocks.')]
-        grounding_blocks = [] if grounding_context_dim is None else self._resolve_blocks(
-            'grounding_blocks', grounding_blocks, spatial, default=list(spatial))
-        enhancer_blocks = [] if enhancer_track_dim is None else self._resolve_blocks(
-            'enhancer_blocks', enhancer_blocks, spatial, default=decoder)
-        self.register_to_config(grounding_blocks=grounding_blocks, enhancer_blocks=enhancer_blocks)
+        grounding_blocks = [] if grounding_context_dim is None else resolve_blocks(
+            OWNER, 'grounding_blocks', grounding_blocks, list(spatial), default=list(spatial))
+        enhancer_blocks = [] if enhancer_track_dim is None else resolve_blocks(
+            OWNER, 'enhancer_blocks', enhancer_blocks, list(spatial), default=decoder)
+        self.register_to_config(
+            grounding_blocks=grounding_blocks,
+            enhancer_blocks=enhancer_blocks,
+            spatial_attention_heads=spatial_attention_heads)
 
         # Every block that may receive the `gligen` kwargs passes it through by default...
         for module in self.modules():
@@ -286,7 +224,7 @@ class TrackletUNet3D(UNet3DConditionModel):
                 num_heads = enhancer_num_heads or transformer.config.num_attention_heads
                 if channels % num_heads != 0:
                     raise ValueError(
-                        f'TrackletUNet3D: `enhancer_num_heads` ({num_heads}) must divide the '
+                        f'{OWNER}: `enhancer_num_heads` ({num_heads}) must divide the '
                         f'{channels} channels of the spatial transformers of {name!r}.')
                 transformer.instance_enhancer = InstanceEnhancer(
                     channels,
@@ -297,51 +235,47 @@ class TrackletUNet3D(UNet3DConditionModel):
                     within_boxes=ground_within_boxes)
                 transformer.register_forward_hook(_enhance_transformer_output, with_kwargs=True)
 
+        if spatial_attention_heads is not None:
+            self._set_spatial_attention_heads(spatial_attention_heads)
         for module in self.modules():
             if isinstance(module, nn.GroupNorm):
-                module.register_forward_pre_hook(_contiguous_input_without_grad)
+                module.register_forward_pre_hook(contiguous_input_without_grad)
         self.open_gates(gate_init)
 
-    @torch.no_grad()
-    def open_gates(self, value: float) -> None:
-        """Set every grounding and enhancer gate (``alpha_attn``, ``alpha_dense``) to ``value``."""
-        for module in self.modules():
-            if isinstance(module, (GatedGrounding, InstanceEnhancer)):
-                module.alpha_attn.fill_(value)
-                module.alpha_dense.fill_(value)
+    def _set_spatial_attention_heads(self, heads: int | tuple[int, ...]) -> None:
+        """Give the spatial attentions (self, cross and grounding) of every level ``heads`` heads.
 
-    def blocks_with_spatial_transformers(self) -> dict[str, list[Transformer2DModel]]:
-        """Block name -> its spatial transformers, for the blocks that have any, in UNet order."""
-        blocks = [(f'down_blocks.{i}', block) for i, block in enumerate(self.down_blocks)]
-        blocks.append(('mid_block', self.mid_block))
-        blocks += [(f'up_blocks.{i}', block) for i, block in enumerate(self.up_blocks)]
-        spatial = {}
-        for name, block in blocks:
-            transformers = [
-                module for module in getattr(block, 'attentions', None) or []
-                if isinstance(module, Transformer2DModel)
-            ]
-            if transformers:
-                spatial[name] = transformers
-        return spatial
-
-    @staticmethod
-    def _resolve_blocks(argument: str, requested: Sequence[str] | None,
-                        spatial: dict[str,
-                                      list[Transformer2DModel]], default: list[str]) -> list[str]:
-        if requested is None:
-            return default
-        if isinstance(requested, str) or not isinstance(requested, Sequence):
-            raise ValueError(
-                f'TrackletUNet3D: `{argument}` must be a list of block names, got {requested!r}.')
-        unknown = [name for name in requested if name not in spatial]
-        if unknown:
-            raise ValueError(
-                f'TrackletUNet3D: `{argument}` names {unknown}, which are not blocks with spatial '
-                f'transformers in this UNet; choose from {list(spatial)}.')
-        if len(set(requested)) != len(requested):
-            raise ValueError(f'TrackletUNet3D: `{argument}` repeats a block: {list(requested)}.')
-        return [name for name in spatial if name in requested]  # in UNet order
+        The UNet3D's blocks make ``C // attention_head_dim`` heads of ``attention_head_dim``
+        channels; an SD 1.x UNet2D was trained with ``attention_head_dim`` heads of
+        ``C // attention_head_dim`` channels. The weights are the same either way; only the split
+        into heads differs, which is what diffusers' attention processors read from ``heads``.
+        """
+        num_levels = len(self.config.block_out_channels)
+        per_level = (heads, ) * num_levels if isinstance(heads, int) else heads
+        for name, transformers in self.blocks_with_spatial_transformers().items():
+            kind, _, index = name.partition('.')
+            level = {
+                'down_blocks': lambda: int(index),
+                'mid_block': lambda: num_levels - 1,
+                'up_blocks': lambda: num_levels - 1 - int(index)
+            }[kind]()
+            count = per_level[level]
+            for transformer in transformers:
+                for block in transformer.transformer_blocks:
+                    attentions = [block.attn1, block.attn2]
+                    if isinstance(block.fuser, GatedGrounding):
+                        attentions.append(block.fuser.attn)
+                    for attn in attentions:
+                        if attn is None:
+                            continue
+                        if attn.inner_dim % count:
+                            raise ValueError(
+                                f'{OWNER}: {count} heads do not divide the {attn.inner_dim} '
+                                f'channels of the attentions of {name}.')
+                        attn.heads = attn.sliceable_head_dim = count
+                        attn.scale = (attn.inner_dim // count)**-0.5
+                    block.num_attention_heads = count
+                    block.attention_head_dim = block.dim // count
 
     def forward(
         self,
@@ -363,7 +297,8 @@ class TrackletUNet3D(UNet3DConditionModel):
         ``cross_attention_kwargs['gligen']['objs']``. ``tracklets=None`` is the stock UNet.
         """
         if tracklets is not None:
-            self._check_tracklets(tracklets, sample)
+            check_tracklets(OWNER, tracklets, sample.shape[0], sample.shape[2],
+                            self.config.grounding_context_dim, self.config.enhancer_track_dim)
             tracklets = dataclasses.replace(tracklets, frame_size=tuple(sample.shape[-2:]))
             cross_attention_kwargs = {
                 **(cross_attention_kwargs or {}), 'gligen': {
@@ -383,52 +318,13 @@ class TrackletUNet3D(UNet3DConditionModel):
             return_dict=return_dict,
         )
 
-    def _check_tracklets(self, tracklets: TrackletConditioning, sample: torch.Tensor) -> None:
-        if not isinstance(tracklets, TrackletConditioning):
-            raise ValueError('TrackletUNet3D: `tracklets` must be a TrackletConditioning, '
-                             f'got {type(tracklets).__name__}.')
-        batch_size, num_frames = sample.shape[0], sample.shape[2]
-        num_slots = tracklets.num_slots
-        expected = {
-            'tokens': (batch_size, num_frames, num_slots, self.config.grounding_context_dim),
-            'track_features': (batch_size, num_slots, num_frames, self.config.enhancer_track_dim),
-            'boxes': (batch_size, num_frames, num_slots, 4),
-            'visible': (batch_size, num_frames, num_slots),
-        }
-        for field, shape in expected.items():
-            actual = tuple(getattr(tracklets, field).shape)
-            # A width of None (that branch not built) accepts any width.
-            if len(actual) != len(shape) or any(want is not None and got != want
-                                                for got, want in zip(actual, shape)):
-                raise ValueError(
-                    f'TrackletUNet3D: `tracklets.{field}` has shape {actual}, expected {shape} '
-                    f'for a sample of {batch_size} clips x {num_frames} frames (None: any).')
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """diffusers' ``from_pretrained``; new layers the checkpoint lacks are initialised.
-
-        Extra constructor arguments may be passed, e.g. to extend a stock UNet3D folder:
-        ``TrackletUNet3D.from_pretrained(folder, grounding_context_dim=768, ...)``. diffusers
-        builds models with ``torch.nn.init`` switched off, so grounding and enhancer modules
-        missing from the checkpoint are re-initialised here (gates at 0: the stock UNet).
-        """
-        output_loading_info = kwargs.pop('output_loading_info', False)
-        model, loading_info = super().from_pretrained(
-            pretrained_model_name_or_path, output_loading_info=True, **kwargs)
-        initialise_missing_layers(model, loading_info['missing_keys'], model.config.gate_init)
-        return (model, loading_info) if output_loading_info else model
-
-    # Gradient checkpointing. The stock UNet3D blocks never checkpoint (their
+    # Gradient checkpointing (is_gradient_checkpointing and disable_gradient_checkpointing come
+    # from TrackletUNetMixin). The stock UNet3D blocks never checkpoint (their
     # `gradient_checkpointing` flags are ignored), so the checkpointed units are chosen by type:
     # resnets, temporal convs, spatial and temporal transformers (fusers run inside their
-    # blocks) and Instance Enhancers (run by a hook, after the transformer's forward).
-
-    @property
-    def is_gradient_checkpointing(self) -> bool:
-        return any(
-            isinstance(module.__dict__.get('forward'), _CheckpointedForward)
-            for module in self.modules())
+    # blocks) and Instance Enhancers (run by a hook, after the transformer's forward). Unlike the
+    # SVD UNet's, these hooks read the tracklets from the kwargs that the recomputed forward
+    # receives again, so a plain CheckpointedForward suffices.
 
     def enable_gradient_checkpointing(self,
                                       gradient_checkpointing_func: Callable | None = None) -> None:
@@ -437,15 +333,10 @@ class TrackletUNet3D(UNet3DConditionModel):
         ``gradient_checkpointing_func(function, *args)`` follows diffusers' convention; the
         default is non-reentrant ``torch.utils.checkpoint.checkpoint``.
         """
-        checkpoint_func = gradient_checkpointing_func or _checkpoint
+        checkpoint_func = gradient_checkpointing_func or checkpoint
         for module in self.modules():
             if isinstance(module, CHECKPOINTED_MODULES):
-                module.forward = _CheckpointedForward(module, checkpoint_func)
-
-    def disable_gradient_checkpointing(self) -> None:
-        for module in self.modules():
-            if isinstance(module.__dict__.get('forward'), _CheckpointedForward):
-                del module.forward
+                module.forward = CheckpointedForward(module, checkpoint_func)
 
     def module_groups(self) -> dict[str, list[nn.Module]]:
         """Partition the model into named groups of modules, by module type.
@@ -459,31 +350,14 @@ class TrackletUNet3D(UNet3DConditionModel):
         Every parameter belongs to exactly one module of one group (recursively), so
         ``for m in groups[name]: m.requires_grad_(flag)`` freezes or trains a group.
         """
-        roots = {
-            'temporal': (TemporalConvLayer, TransformerTemporalModel),
-            'grounding': (GatedGrounding, ),
-            'enhancer': (InstanceEnhancer, ),
-        }
-        all_roots = tuple(t for types in roots.values() for t in types)
-        groups = {name: [] for name in (*roots, 'spatial')}
-
-        def visit(module: nn.Module, name: str) -> None:
-            for group, types in roots.items():
-                if isinstance(module, types):
-                    groups[group].append(module)
-                    return
-            if not any(isinstance(m, all_roots) for m in module.modules()):
-                if any(True for _ in module.parameters()):
-                    groups['spatial'].append(module)
-                return
-            if any(True for _ in module.parameters(recurse=False)):
-                raise RuntimeError(f'module_groups: {name!r} mixes its own parameters with '
-                                   'grouped submodules and cannot be split.')
-            for child_name, child in module.named_children():
-                visit(child, f'{name}.{child_name}' if name else child_name)
-
-        visit(self, '')
-        return groups
+        temporal_types = (TemporalConvLayer, TransformerTemporalModel)
+        return partition_modules(
+            self,
+            dict(
+                temporal=lambda name, m: isinstance(m, temporal_types),
+                grounding=lambda name, m: isinstance(m, GatedGrounding),
+                enhancer=lambda name, m: isinstance(m, InstanceEnhancer)),
+            rest='spatial')
 
 
 @MODELS.register_module(name='PretrainedTrackletUNet3D')

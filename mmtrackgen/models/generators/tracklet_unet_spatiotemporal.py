@@ -43,10 +43,9 @@ from mmtrackgen.registry import MODELS
 from ..conditioning.gated_grounding import GatedGrounding
 from ..conditioning.instance_enhancer import InstanceEnhancer
 from ..conditioning.tracklet_conditioning import TrackletConditioning
-from .generator_utils import (check_positive_int, check_tracklets, partition_modules,
-                              resolve_blocks, set_gates)
-from .tracklet_unet3d import (_checkpoint, _CheckpointedForward, _contiguous_input_without_grad,
-                              initialise_missing_layers)
+from .generator_utils import (CheckpointedForward, TrackletUNetMixin, check_positive_int,
+                              check_tracklets, checkpoint, contiguous_input_without_grad,
+                              partition_modules, resolve_blocks)
 
 OWNER = 'TrackletUNetSpatioTemporal'
 # Modules whose forward runs under activation checkpointing when it is enabled.
@@ -106,7 +105,7 @@ class _EnhancerHook:
             sample=transformer.instance_enhancer(output.sample, tracklets))
 
 
-class _BoundCheckpointedForward(_CheckpointedForward):
+class _BoundCheckpointedForward(CheckpointedForward):
     """A checkpointed forward that rebinds, when recomputed in backward, the tracklets that
     were bound when it first ran (the model's forward has returned by then)."""
 
@@ -128,7 +127,7 @@ class _BoundCheckpointedForward(_CheckpointedForward):
 
 
 @MODELS.register_module()
-class TrackletUNetSpatioTemporal(UNetSpatioTemporalConditionModel):
+class TrackletUNetSpatioTemporal(TrackletUNetMixin, UNetSpatioTemporalConditionModel):
     """``UNetSpatioTemporalConditionModel`` (Stable Video Diffusion) conditioned on tracklets.
 
     Takes every argument of ``UNetSpatioTemporalConditionModel`` (same meaning, same defaults),
@@ -145,6 +144,7 @@ class TrackletUNetSpatioTemporal(UNetSpatioTemporalConditionModel):
     """
 
     _supports_gradient_checkpointing = True
+    _spatial_transformer_type = TransformerSpatioTemporalModel
 
     @register_to_config
     def __init__(
@@ -267,27 +267,8 @@ class TrackletUNetSpatioTemporal(UNetSpatioTemporalConditionModel):
 
         for module in self.modules():
             if isinstance(module, nn.GroupNorm):
-                module.register_forward_pre_hook(_contiguous_input_without_grad)
+                module.register_forward_pre_hook(contiguous_input_without_grad)
         self.open_gates(gate_init)
-
-    def open_gates(self, value: float) -> None:
-        """Set every grounding and enhancer gate (``alpha_attn``, ``alpha_dense``) to ``value``."""
-        set_gates(self, value)
-
-    def blocks_with_spatial_transformers(self) -> dict[str, list[TransformerSpatioTemporalModel]]:
-        """Block name -> its spatio-temporal transformers, for the blocks that have any."""
-        blocks = [(f'down_blocks.{i}', block) for i, block in enumerate(self.down_blocks)]
-        blocks.append(('mid_block', self.mid_block))
-        blocks += [(f'up_blocks.{i}', block) for i, block in enumerate(self.up_blocks)]
-        spatial = {}
-        for name, block in blocks:
-            transformers = [
-                module for module in getattr(block, 'attentions', None) or []
-                if isinstance(module, TransformerSpatioTemporalModel)
-            ]
-            if transformers:
-                spatial[name] = transformers
-        return spatial
 
     def forward(
         self,
@@ -311,44 +292,23 @@ class TrackletUNetSpatioTemporal(UNetSpatioTemporalConditionModel):
             return super().forward(
                 sample, timestep, encoder_hidden_states, added_time_ids, return_dict=return_dict)
 
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """diffusers' ``from_pretrained``; new layers the checkpoint lacks are initialised.
-
-        Extra constructor arguments extend a stock SVD UNet folder, e.g.
-        ``from_pretrained(folder, grounding_context_dim=1024, enhancer_track_dim=128)``.
-        """
-        output_loading_info = kwargs.pop('output_loading_info', False)
-        model, loading_info = super().from_pretrained(
-            pretrained_model_name_or_path, output_loading_info=True, **kwargs)
-        initialise_missing_layers(model, loading_info['missing_keys'], model.config.gate_init)
-        return (model, loading_info) if output_loading_info else model
-
-    # Gradient checkpointing: diffusers' own flags checkpoint the resnets and the spatial
+    # Gradient checkpointing (is_gradient_checkpointing and disable_gradient_checkpointing come
+    # from TrackletUNetMixin): diffusers' own flags checkpoint the resnets and the spatial
     # blocks but not the temporal blocks or our enhancers, so the checkpointed units are chosen
     # by type, as in TrackletUNet3D: resnets, whole spatio-temporal transformers (fusers run
-    # inside their blocks) and Instance Enhancers (run by a hook, after the transformer).
-
-    @property
-    def is_gradient_checkpointing(self) -> bool:
-        return any(
-            isinstance(module.__dict__.get('forward'), _CheckpointedForward)
-            for module in self.modules())
+    # inside their blocks) and Instance Enhancers (run by a hook, after the transformer). The
+    # hooks here read the tracklets from the model's context, not from kwargs, so each
+    # checkpointed forward rebinds them when recomputed (_BoundCheckpointedForward).
 
     def enable_gradient_checkpointing(self,
                                       gradient_checkpointing_func: Callable | None = None) -> None:
         """Checkpoint every module of :data:`CHECKPOINTED_MODULES` (default function:
         non-reentrant ``torch.utils.checkpoint.checkpoint``)."""
-        checkpoint_func = gradient_checkpointing_func or _checkpoint
+        checkpoint_func = gradient_checkpointing_func or checkpoint
         for module in self.modules():
             if isinstance(module, CHECKPOINTED_MODULES):
                 module.forward = _BoundCheckpointedForward(module, checkpoint_func,
                                                            self.tracklet_context)
-
-    def disable_gradient_checkpointing(self) -> None:
-        for module in self.modules():
-            if isinstance(module.__dict__.get('forward'), _CheckpointedForward):
-                del module.forward
 
     def module_groups(self) -> dict[str, list[nn.Module]]:
         """Partition the model into named groups of modules (see :func:`partition_modules`):
