@@ -249,7 +249,13 @@ def run(args) -> int:
             info['first_frames'] = args.first_frames
         path = writer.merge(names, classes, info)
         if args.previews:
-            write_previews(writer, names, classes, args.previews)
+            try:
+                write_previews(writer, names, classes, args.previews)
+            except OSError as e:  # a full disk or lost permission: the dataset is complete
+                raise OutputFolderError(
+                    f"previews could not be written into '{osp.join(writer.out_dir, 'previews')}'"
+                    f': {e.strerror or e}; the {len(names)} clips and {path} are complete '
+                    '(rerun the same command to write the previews)') from e
         print(f'{len(names)} clips in {path}')
     if world_size > 1:
         dist.barrier()

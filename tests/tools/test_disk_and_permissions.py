@@ -137,6 +137,31 @@ def test_full_disk_mid_clip_then_at_merge_then_rerun(checkpoint, tracklets, tmp_
     assert {p: p.read_bytes() for p in (out / 'walk_000000').rglob('*') if p.is_file()} == before
 
 
+def test_full_disk_while_writing_previews_keeps_the_dataset(checkpoint, tracklets, tmp_path, capsys,
+                                                            monkeypatch):
+    import tools.generate
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    out = tmp_path / 'out'
+    monkeypatch.setattr(tools.generate, 'write_previews', full)
+    capsys.readouterr()
+    try:
+        code = generate_main([
+            CONFIG, checkpoint, '--tracklets', tracklets, '--out-dir',
+            str(out), '--batch-size', '1', '--device', 'cpu', '--previews', 'gif'
+        ])
+    except SystemExit as e:
+        code = e.code
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2
+    assert f"previews could not be written into '{out / 'previews'}'" in line
+    assert 'No space left on device' in line and 'are complete' in line
+    assert check_finished_clips(out) == sorted(CLIPS)
+    assert (out / 'annotations.json').exists()
+
+
 @pytest.mark.parametrize('how', ['chmod', 'eacces'])
 def test_unwritable_output_folder_is_refused_before_sampling(how, checkpoint, tracklets, tmp_path,
                                                              capsys, monkeypatch):
