@@ -13,6 +13,7 @@ An image-to-video model (TrackDiffusionI2V) starts each clip from a real image: 
 DIR`` holds one per clip, ``DIR/<clip name>.png`` (or .jpg), resized to the model's frame size.
 """
 import argparse
+import datetime
 import hashlib
 import math
 import os
@@ -64,6 +65,11 @@ def parse_args(argv=None):
         help='image-to-video models: the first frame of each clip, DIR/<clip name>.png|.jpg')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    parser.add_argument(
+        '--dist-timeout',
+        type=float,
+        default=24,
+        help='hours a process waits for the others at the end (their shards may be uneven)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 
@@ -76,13 +82,19 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def init_distributed(launcher: str) -> tuple[int, int]:
+def init_distributed(launcher: str, timeout_hours: float = 24) -> tuple[int, int]:
+    """Join the torchrun job. The processes wait for each other once, after their shards: a
+    resumed run can leave one rank hours more work than another, longer than torch's default
+    collective timeout (10 minutes with NCCL), hence ``timeout_hours``. A rank that dies does
+    not leave the others waiting: torchrun stops them."""
     if launcher == 'none':
         return 0, 1
     if 'RANK' not in os.environ:
         raise RuntimeError('--launcher pytorch needs torchrun (tools/dist_generate.sh)')
     if not dist.is_initialized():
-        dist.init_process_group(backend='nccl' if torch.cuda.is_available() else 'gloo')
+        dist.init_process_group(
+            backend='nccl' if torch.cuda.is_available() else 'gloo',
+            timeout=datetime.timedelta(hours=timeout_hours))
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     return dist.get_rank(), dist.get_world_size()
@@ -97,10 +109,14 @@ def check_args(args) -> None:
         '--clip-stride': (args.clip_stride, 1),
         '--augment': (args.augment, 0),
         '--seed': (args.seed, 0),
+        '--dist-timeout': (args.dist_timeout, 1e-3),
     }
     for option, (value, least) in smallest.items():
         if value is not None and value < least:
             raise GenerationInputError(f'{option} must be >= {least}, got {value}')
+    if not math.isfinite(args.dist_timeout):
+        raise GenerationInputError(
+            f'--dist-timeout must be a finite number, got {args.dist_timeout}')
     if args.guidance is not None and not math.isfinite(args.guidance):
         raise GenerationInputError(f'--guidance must be a finite number, got {args.guidance}')
     if args.scheduler is not None:
@@ -201,7 +217,7 @@ def run(args) -> int:
             f"'{args.tracklets}' gives no clip of {clip_length} frames (the model's clip length): "
             f'all its {len(too_short)} layouts are shorter, e.g. {too_short[:3]}')
     first_frames = check_first_frames(args, cfg, jobs)
-    rank, world_size = init_distributed(args.launcher)
+    rank, world_size = init_distributed(args.launcher, args.dist_timeout)
     if rank == 0 and too_short:
         print(
             f'{len(too_short)} layouts are shorter than {clip_length} frames and were '

@@ -182,3 +182,27 @@ def test_dist_cfg_timeout_reaches_the_cpu_process_group(monkeypatch):
     calls.clear()
     prepare_cpu_distributed(cfg)
     assert calls == [dict(backend='gloo')]  # torch's default timeout
+
+
+def test_generation_waits_hours_for_uneven_shards(monkeypatch):
+    """Ranks wait for each other once, after their shards; torch's default collective timeout
+    (10 minutes with NCCL) would end a run whose shards differ by more than that."""
+    import datetime
+
+    import tools.generate as generate
+    calls = []
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setattr(generate.dist, 'is_initialized', lambda: False)
+    monkeypatch.setattr(generate.dist, 'init_process_group', lambda **kw: calls.append(kw))
+    monkeypatch.setattr(generate.dist, 'get_rank', lambda: 0)
+    monkeypatch.setattr(generate.dist, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(generate.torch.cuda, 'is_available', lambda: False)
+    assert generate.init_distributed(
+        'pytorch',
+        generate.parse_args(['c.py', 'x.pth', '--tracklets', 't.json', '--out-dir',
+                             'o']).dist_timeout) == (0, 2)
+    generate.init_distributed('pytorch', 0.5)
+    assert [c['timeout']
+            for c in calls] == [datetime.timedelta(hours=24),
+                                datetime.timedelta(minutes=30)]
+    assert all(c['backend'] == 'gloo' for c in calls)
