@@ -275,11 +275,8 @@ class TrackDiffusion(BaseModel):
         boxes, visible = inputs['boxes'], inputs['visible']  # (B, F, N, 4), (B, F, N)
         b, num_frames = boxes.shape[:2]
         shape = self._latent_shape(inputs, data_samples)  # (C, h, w)
-        seeds = [int(s.metainfo.get('seed', seed + i)) for i, s in enumerate(data_samples)]
-        noise = torch.stack([
-            torch.randn((num_frames, *shape), generator=torch.Generator().manual_seed(s))
-            for s in seeds
-        ]).to(boxes.device)  # (B, F, C, h, w)
+        seeds, _, noise = self._seeded_noise(data_samples, seed, (num_frames, *shape),
+                                             boxes.device)  # noise: (B, F, C, h, w)
         latents = noise * sampler.init_noise_sigma
 
         text = self._text(inputs, b)  # (B, L, D)
@@ -299,6 +296,20 @@ class TrackDiffusion(BaseModel):
             # The scheduler's step works on any shape; keep diffusers' (B, C, F, h, w) anyway.
             latents = sampler.step(pred.transpose(1, 2), t,
                                    latents.transpose(1, 2)).prev_sample.transpose(1, 2)
+        return self._attach_clips(latents, data_samples, seeds)
+
+    @staticmethod
+    def _seeded_noise(data_samples: list, seed: int, shape: tuple, device) -> tuple:
+        """Each sample's seed (metainfo ``seed``, else ``seed + index``), its generator and the
+        initial noise of ``shape`` drawn from it first: (seeds, generators, (B, *shape))."""
+        seeds = [int(s.metainfo.get('seed', seed + i)) for i, s in enumerate(data_samples)]
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        noise = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)
+        return seeds, generators, noise
+
+    def _attach_clips(self, latents: torch.Tensor, data_samples: list, seeds: list) -> list:
+        """Decode the sampled latents (B, F, C, h, w) into each sample's ``pred_frames``
+        (F, 3, H, W) uint8 and record its ``pred_seed``."""
         frames = self.data_preprocessor.decode_latents(latents).cpu()  # (B, F, 3, H, W) uint8
         for sample, clip, s in zip(data_samples, frames, seeds):
             sample.set_field(clip, 'pred_frames')

@@ -263,10 +263,8 @@ class TrackDiffusionI2V(TrackDiffusion):
         boxes, visible = inputs['boxes'], inputs['visible']  # (B, F, N, 4), (B, F, N)
         b, num_frames = boxes.shape[:2]
         shape = self._latent_shape(inputs, data_samples)  # (C, h, w)
-        seeds = [int(s.metainfo.get('seed', seed + i)) for i, s in enumerate(data_samples)]
-        generators = [torch.Generator().manual_seed(s) for s in seeds]
-        noise = torch.stack([torch.randn((num_frames, *shape), generator=g)
-                             for g in generators]).to(device)  # (B, F, C, h, w)
+        seeds, generators, noise = self._seeded_noise(data_samples, seed, (num_frames, *shape),
+                                                      device)  # noise: (B, F, C, h, w)
         augment = torch.stack([torch.randn(first.shape[1:], generator=g)
                                for g in generators]).to(device)  # (B, 3, H, W)
         latents = noise * sampler.init_noise_sigma
@@ -296,8 +294,4 @@ class TrackDiffusionI2V(TrackDiffusion):
                 out_uncond, out_cond = out.chunk(2)
                 out = out_uncond + scales * (out_cond - out_uncond)  # (B, F, C, h, w)
             latents = sampler.step(out, t, latents).prev_sample  # (B, F, C, h, w)
-        frames = self.data_preprocessor.decode_latents(latents).cpu()  # (B, F, 3, H, W) uint8
-        for sample, clip, s in zip(data_samples, frames, seeds):
-            sample.set_field(clip, 'pred_frames')
-            sample.set_metainfo(dict(pred_seed=s))
-        return data_samples
+        return self._attach_clips(latents, data_samples, seeds)
