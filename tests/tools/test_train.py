@@ -6,31 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
-from mmtrackgen.datasets import make_synthetic_dataset
 from mmtrackgen.utils import safe_torch_load
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = str(ROOT / 'tests/data/trackdiff_micro.py')
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('world') / 'synthetic'
-    make_synthetic_dataset(
-        str(root),
-        splits={
-            'train': 2,
-            'val': 1
-        },
-        novel_videos=0,
-        frames_per_video=8,
-        image_size=(32, 32),
-        seed=3,
-        progress=False)
-    return str(root) + '/'
 
 
 def train(data_root, work_dir, *extra, script='tools/train.py', nproc=None):
