@@ -157,8 +157,6 @@ import torch
 from mmengine.logging import MMLogger
 from PIL import Image
 
-from mmtrackgen.registry import MODELS
-from mmtrackgen.utils import load_config
 from tests.factories import moving_track, write_cocovid
 from tools.evaluate_generated import main as evaluate_main
 from tools.generate import main as generate_main
@@ -170,16 +168,6 @@ CLASSES = ('square', 'circle', 'triangle', 'cross')  # the micro config's classe
 
 # ----------------------------------------------------------------------------------------------
 # Fixtures: a micro checkpoint and a small generated dataset
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    """A randomly initialised micro model saved as a Runner-style checkpoint."""
-    torch.manual_seed(0)
-    model = MODELS.build(load_config(CONFIG).model)
-    path = tmp_path_factory.mktemp('ckpt') / 'micro.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return str(path)
 
 
 def good_json() -> dict:

@@ -10,43 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from mmtrackgen.registry import DATASETS, MODELS
-from mmtrackgen.utils import load_config
+from mmtrackgen.registry import DATASETS
 from tests.factories import moving_track, write_cocovid
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = str(ROOT / 'tests/data/trackdiff_micro.py')
 CLASSES = ('square', 'circle', 'triangle', 'cross')  # the config's classes
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    """A randomly initialised micro model saved as a Runner-style checkpoint."""
-    torch.manual_seed(0)
-    model = MODELS.build(load_config(CONFIG).model)
-    path = tmp_path_factory.mktemp('ckpt') / 'micro.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return str(path)
-
-
-@pytest.fixture(scope='module')
-def tracklets(tmp_path_factory):
-    """CocoVID tracklets without frames: two videos of 8 and 5 frames at 32x24."""
-    root = tmp_path_factory.mktemp('tracklets')
-    videos = [
-        dict(
-            name='walk',
-            num_frames=8,
-            tracks={
-                1: moving_track(0, 0, 8, (2, 2), (6, 6), (2, 1)),
-                2: moving_track(1, 3, 5, (20, 10), (5, 8), (-1, 0)),
-            }),
-        dict(name='short', num_frames=5, tracks={7: moving_track(1, 0, 5, (4, 4), (8, 8), (1, 1))}),
-    ]
-    return write_cocovid(str(root), videos, classes=CLASSES, write_frames=False)
 
 
 def generate(checkpoint, tracklets, out_dir, *extra, nproc=None, check=True, timeout=600):

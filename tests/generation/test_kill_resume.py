@@ -16,17 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from mmtrackgen.registry import MODELS
-from mmtrackgen.utils import load_config
-from tests.factories import moving_track, write_cocovid
 from tools.generate import main as generate_main
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = str(ROOT / 'tests/data/trackdiff_micro.py')
-CLASSES = ('square', 'circle', 'triangle', 'cross')
 CLIPS = ['walk_000000', 'walk_000002', 'walk_000004', 'short_000000']
 
 # Runs tools/generate.py's main with the writer's `open` replaced: `frame:<clip>:<n>` dies on
@@ -84,32 +79,6 @@ def dying_open(path, mode='r', *args, **kwargs):
 writer.open = dying_open
 sys.exit(main(argv))
 '''
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = MODELS.build(load_config(CONFIG).model)
-    path = tmp_path_factory.mktemp('ckpt') / 'micro.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return str(path)
-
-
-@pytest.fixture(scope='module')
-def tracklets(tmp_path_factory):
-    """Videos of 8 and 5 frames: 4 clips of 4 frames at stride 2 (CLIPS)."""
-    root = tmp_path_factory.mktemp('tracklets')
-    videos = [
-        dict(
-            name='walk',
-            num_frames=8,
-            tracks={
-                1: moving_track(0, 0, 8, (2, 2), (6, 6), (2, 1)),
-                2: moving_track(1, 3, 5, (20, 10), (5, 8), (-1, 0)),
-            }),
-        dict(name='short', num_frames=5, tracks={7: moving_track(1, 0, 5, (4, 4), (8, 8), (1, 1))}),
-    ]
-    return write_cocovid(str(root), videos, classes=CLASSES, write_frames=False)
 
 
 def generate_args(checkpoint, tracklets, out, *extra):

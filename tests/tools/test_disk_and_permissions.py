@@ -15,15 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import mmtrackgen.generation.writer as writer_module
 import tools.train
 from mmtrackgen.generation.runner import ClipGenerator
 from mmtrackgen.generation.writer import layout_from_record
-from mmtrackgen.registry import MODELS
-from mmtrackgen.utils import load_config
 from tests.factories import moving_track, write_cocovid
 from tools.generate import main as generate_main
 
@@ -31,15 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = str(ROOT / 'tests/data/trackdiff_micro.py')
 CLASSES = ('square', 'circle', 'triangle', 'cross')
 CLIPS = ['walk_000000', 'walk_000004', 'short_000000']
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = MODELS.build(load_config(CONFIG).model)
-    path = tmp_path_factory.mktemp('ckpt') / 'micro.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return str(path)
 
 
 @pytest.fixture(scope='module')
