@@ -35,7 +35,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, ROOT)
 
-SUITES = ('conditioning', 'scaling', 'sampling', 'pipeline', 'efficiency')
+SUITES = ('conditioning', 'scaling', 'sampling', 'pipeline', 'efficiency', 'recipe')
 SCHEMA_VERSION = 1
 
 # Per size: the config whose model (and, for sampling/pipeline, data pipeline) is used, overrides
@@ -98,6 +98,26 @@ SIZES = {
         sampling_batch_size=8,
         solvers='ddim:50,dpmpp:10,dpmpp:20,dpmpp:25,euler:25',
         pipeline_clips=8),
+    # The paper's YouTube-VIS recipe for a GPU: the ModelScope UNet (a random one of the published
+    # architecture when data/pretrained is absent), 16 frames of 480x320 (40x60 latents), 20
+    # slots, gradient checkpointing and bf16 as the config trains.
+    'full':
+    dict(
+        config='configs/trackdiff/ytvis.py',
+        image_size=(40, 60),
+        num_frames=16,
+        batch_size=1,
+        num_instances=20,
+        gradient_checkpointing=True,
+        repeats=3,
+        warmup=1,
+        scaling_instances=(1, 8, 20, 32, 64),
+        scaling_frames=(8, 16, 24, 32),
+        matmul_size=8192,
+        num_clips=2,
+        sampling_batch_size=1,
+        solvers='ddim:50,dpmpp:20',
+        pipeline_clips=2),
 }
 
 # Solver names of --solvers -> the scheduler given to TrackDiffusion.predict.
@@ -271,15 +291,46 @@ def to_plain(obj):
     return obj
 
 
+def memory_model():
+    """tools/analysis/memory_model.py: its stand-ins for pretrained folders and its estimate."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'memory_model', osp.join(ROOT, 'tools', 'analysis', 'memory_model.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def model_configs(size: dict):
-    """(config, generator kwargs, tracklet encoder config) of a size."""
+    """(config, generator kwargs, tracklet encoder config) of a size. A pretrained generator
+    becomes a plain one of the same architecture, CLIP class names a table of the same width."""
     from mmtrackgen.utils import load_config
     cfg = load_config(osp.join(ROOT, size['config']))
-    generator = merge(to_plain(cfg.model.generator), size.get('generator'))
+    notes = []
+    stand_ins = memory_model()
+    generator = stand_ins.stand_in_generator(to_plain(cfg.model.generator), notes)
+    generator = merge(generator, size.get('generator'))
     generator.pop('type', None)
-    encoder = merge(to_plain(cfg.model.tracklet_encoder), size.get('tracklet_encoder'))
+    encoder = stand_ins.stand_in_category_embedding(
+        to_plain(cfg.model.tracklet_encoder), generator.get('cross_attention_dim'), notes)
+    encoder = merge(encoder, size.get('tracklet_encoder'))
     generator['sample_size'] = size['image_size']
     return cfg, generator, encoder
+
+
+def image_hw(image_size) -> tuple:
+    """(H, W) of a size's ``image_size``: one side for square frames, or (H, W)."""
+    return tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size, ) * 2
+
+
+def moving_boxes(g: torch.Generator, batch_size: int, num_frames: int,
+                 num_instances: int) -> torch.Tensor:
+    """(B, F, N, 4) normalised boxes drifting over the frames, drawn from ``g``."""
+    centre = 0.2 + 0.6 * torch.rand(batch_size, 1, num_instances, 2, generator=g)
+    drift = 0.02 * torch.randn(batch_size, 1, num_instances, 2, generator=g)
+    centre = centre + drift * torch.arange(num_frames)[None, :, None, None]  # (B, F, N, 2)
+    half = 0.05 + 0.15 * torch.rand(batch_size, 1, num_instances, 2, generator=g)
+    return torch.cat([centre - half, centre + half], dim=-1).clamp(0, 1)  # (B, F, N, 4)
 
 
 class TrainStep:
@@ -291,29 +342,38 @@ class TrainStep:
     on noisy frames, MSE against a target (forward); backward; AdamW (optimizer).
     """
 
-    def __init__(self, variant: str, generator: dict, encoder: dict, bench: Bench):
+    def __init__(self,
+                 variant: str,
+                 generator: dict,
+                 encoder: dict,
+                 bench: Bench,
+                 gradient_checkpointing: bool = False):
         from diffusers import UNet3DConditionModel
 
         from mmtrackgen.models.generators.tracklet_unet3d import TrackletUNet3D
         from mmtrackgen.registry import MODELS
         self.variant, self.bench = variant, bench
         torch.manual_seed(bench.seed)  # the stock layers come out the same in every variant
-        if variant == 'stock':
-            kwargs = {k: v for k, v in generator.items() if k not in NEW_UNET_ARGS}
-            self.unet = UNet3DConditionModel(**kwargs)
-        else:
-            parts = VARIANTS[variant]
-            kwargs = dict(generator)
-            if not parts['grounding']:
-                kwargs.update(grounding_context_dim=None, grounding_blocks=None)
-            if not parts['enhancer']:
-                kwargs.update(enhancer_track_dim=None, enhancer_blocks=None)
-            self.unet = TrackletUNet3D(**kwargs)
-        self.encoder = None
-        if variant in ('grounding', 'full'):
-            self.encoder = MODELS.build(copy.deepcopy(encoder))
+        # built on the device: initialising a full-size UNet on the CPU takes longer than its steps
+        with torch.device(bench.device):
+            if variant == 'stock':
+                kwargs = {k: v for k, v in generator.items() if k not in NEW_UNET_ARGS}
+                self.unet = UNet3DConditionModel(**kwargs)
+            else:
+                parts = VARIANTS[variant]
+                kwargs = dict(generator)
+                if not parts['grounding']:
+                    kwargs.update(grounding_context_dim=None, grounding_blocks=None)
+                if not parts['enhancer']:
+                    kwargs.update(enhancer_track_dim=None, enhancer_blocks=None)
+                self.unet = TrackletUNet3D(**kwargs)
+            self.encoder = None
+            if variant in ('grounding', 'full'):
+                self.encoder = MODELS.build(copy.deepcopy(encoder))
         self.modules = torch.nn.ModuleList([m for m in (self.unet, self.encoder) if m is not None])
         self.modules.to(bench.device).train()
+        if gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
         self.optimizer = torch.optim.AdamW(self.modules.parameters(), lr=1e-4)
         self.num_classes = encoder.get('category_embedding', {}).get('num_classes', 1)
         self.batch = None
@@ -326,16 +386,12 @@ class TrainStep:
         return 3 * tensor_bytes(self.modules.parameters())
 
     def set_batch(self, batch_size: int, num_frames: int, num_instances: int,
-                  image_size: int) -> None:
+                  image_size) -> None:
         """A fixed random batch: frames, timesteps, one text token, N visible moving boxes."""
         g = torch.Generator().manual_seed(self.bench.seed)
         cfg = self.unet.config
-        shape = (batch_size, cfg.in_channels, num_frames, image_size, image_size)
-        centre = 0.2 + 0.6 * torch.rand(batch_size, 1, num_instances, 2, generator=g)
-        drift = 0.02 * torch.randn(batch_size, 1, num_instances, 2, generator=g)
-        centre = centre + drift * torch.arange(num_frames)[None, :, None, None]  # (B, F, N, 2)
-        half = 0.05 + 0.15 * torch.rand(batch_size, 1, num_instances, 2, generator=g)
-        boxes = torch.cat([centre - half, centre + half], dim=-1).clamp(0, 1)  # (B, F, N, 4)
+        shape = (batch_size, cfg.in_channels, num_frames, *image_hw(image_size))
+        boxes = moving_boxes(g, batch_size, num_frames, num_instances)  # (B, F, N, 4)
         device = self.bench.device
         self.batch = dict(
             sample=torch.randn(shape, generator=g).to(device),
@@ -409,7 +465,7 @@ def suite_conditioning(args, bench: Bench, size: dict) -> dict:
         image_size=size['image_size'])
     variants = {}
     for name in VARIANTS:
-        step = TrainStep(name, generator, encoder, bench)
+        step = TrainStep(name, generator, encoder, bench, size.get('gradient_checkpointing', False))
         step.set_batch(**shape)
         variants[name] = dict(parameters=step.num_parameters(), **step.measure())
         del step
@@ -467,7 +523,7 @@ def suite_scaling(args, bench: Bench, size: dict) -> dict:
     base = dict(batch_size=size['batch_size'], image_size=size['image_size'])
     ref_n, ref_f = size['num_instances'], size['num_frames']
 
-    full = TrainStep('full', generator, encoder, bench)
+    full = TrainStep('full', generator, encoder, bench, size.get('gradient_checkpointing', False))
     by_instances = []
     for n in instances:
         full.set_batch(num_frames=ref_f, num_instances=n, **base)
@@ -478,7 +534,7 @@ def suite_scaling(args, bench: Bench, size: dict) -> dict:
         full_by_frames.append(dict(num_frames=f, **full.measure()))
     del full
     gc.collect()
-    bare = TrainStep('bare', generator, encoder, bench)
+    bare = TrainStep('bare', generator, encoder, bench, size.get('gradient_checkpointing', False))
     bare_by_frames = []
     for f in frames:
         bare.set_batch(num_frames=f, num_instances=ref_n, **base)
@@ -842,17 +898,23 @@ def cpu_attention_flop_formulas() -> dict:
 
 def count_flops(step: TrainStep) -> dict:
     """FLOPs of one forward and one backward (matmuls, convolutions, attention)."""
+    return count_loss_flops(step.loss, step.optimizer, step.bench)
+
+
+def count_loss_flops(loss_fn: Callable[[], torch.Tensor], optimizer, bench: Bench) -> dict:
+    """FLOPs of ``loss_fn()`` and its backward (recomputation of checkpointed modules
+    included: what the step executes)."""
     from torch.utils.flop_counter import FlopCounterMode
     formulas = cpu_attention_flop_formulas()
-    step.optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=True)
     with FlopCounterMode(display=False, custom_mapping=formulas) as counter:
-        with step.bench.autocast():
-            loss = step.loss()
+        with bench.autocast():
+            loss = loss_fn()
     forward = counter.get_total_flops()
     with FlopCounterMode(display=False, custom_mapping=formulas) as counter:
         loss.backward()
     backward = counter.get_total_flops()
-    step.optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=True)
     return dict(forward=int(forward), backward=int(backward), total=int(forward + backward))
 
 
@@ -892,6 +954,7 @@ def suite_efficiency(args, bench: Bench, size: dict) -> dict:
         image_size=size['image_size'])
     models = {}
     for name in ('stock', 'full'):
+        # no checkpointing (diffusers' UNet3D has none): FLOPs over time without recomputation
         step = TrainStep(name, generator, encoder, bench)
         step.set_batch(**shape)
         flops = count_flops(step)
@@ -923,12 +986,177 @@ def suite_efficiency(args, bench: Bench, size: dict) -> dict:
         checks=checks)
 
 
+def suite_recipe(args, bench: Bench, size: dict) -> dict:
+    """The config's own training step and sampling at its clip size.
+
+    Training: ``TrackDiffusion.loss`` with the config's trainable parameters and gradient
+    checkpointing, AdamW over what trains, under the benchmark's autocast. Pretrained folders
+    that are absent are replaced as tools/analysis/memory_model.py replaces them (random weights
+    of the published architectures), and that tool's estimate for the same config and batch is
+    set beside the measured peak. FLOPs of one step (recomputation included) over its time, as
+    a fraction of the measured matmul peak. Sampling: ``TrackDiffusion.predict`` per solver
+    (guidance batched) on made-up tracklets, and the config's VAE decoding the clip.
+    """
+    from mmengine.structures import BaseDataElement
+
+    from mmtrackgen.registry import MODELS
+    from mmtrackgen.utils import load_config
+    mm = memory_model()
+    config_path = args.config or osp.join(ROOT, size['config'])
+    cfg = load_config(config_path)
+    batch_size = size['batch_size']
+    estimate = mm.estimate(cfg, batch_size)  # on meta, before anything is on the device
+    notes = []
+    model_cfg, encoders = mm.stand_in_model_cfg(cfg.model, notes)
+    num_frames, (height, width), slots = mm.clip_geometry(cfg)
+    down = mm.VAE_DOWNSAMPLE if encoders['vae'] is not None else 1
+
+    cuda = bench.device == 'cuda'
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    torch.manual_seed(bench.seed)
+    with torch.device(bench.device):  # a full-size model initialises faster where it runs
+        model = MODELS.build(model_cfg)
+    model.to(bench.device)
+    width_text = model.generator.config.cross_attention_dim
+    frozen = mm.build_frozen_encoders(encoders, width_text, device=bench.device)
+    g = torch.Generator().manual_seed(bench.seed)
+    channels = model.generator.config.in_channels
+    text_length = mm.TEXT_LENGTH if encoders['text_encoder'] is not None else 1
+    inputs = dict(
+        latents=torch.randn(batch_size, num_frames, channels, height // down, width // down,
+                            generator=g),
+        boxes=moving_boxes(g, batch_size, num_frames, slots),
+        visible=torch.ones(batch_size, num_frames, slots, dtype=torch.bool),
+        labels=torch.zeros(batch_size, slots, dtype=torch.long),
+        text_embeds=torch.randn(batch_size, text_length, width_text, generator=g))
+    inputs = {k: v.to(bench.device) for k, v in inputs.items()}
+    if encoders['text_encoder'] is not None:  # not built: guidance's empty caption stands in
+        model.null_text = torch.nn.Parameter(
+            torch.zeros(1, text_length, width_text, device=bench.device), requires_grad=False)
+
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-5)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        t0 = bench.now()
+        with bench.autocast():
+            loss = model.loss(inputs)['loss']
+        t1 = bench.now()
+        loss.backward()
+        t2 = bench.now()
+        optimizer.step()
+        t3 = bench.now()
+        return dict(forward_s=t1 - t0, backward_s=t2 - t1, optimizer_s=t3 - t2)
+
+    for _ in range(bench.warmup):
+        step()
+    with no_gc():
+        runs = [step() for _ in range(bench.repeats)]
+    training = {key: stats(r[key] for r in runs) for key in runs[0]}
+    training['step_s'] = stats(sum(r.values()) for r in runs)
+    training['forward_backward_s'] = stats(r['forward_s'] + r['backward_s'] for r in runs)
+    states = 4 * sum(p.numel() for p in model.parameters())
+    states += 4 * sum(p.numel() for m in frozen.values() for p in m.parameters())
+    states += 12 * sum(p.numel() for p in trainable)  # gradients and AdamW's two moments
+    if cuda:
+        torch.cuda.synchronize()
+        memory = dict(
+            peak_allocated_bytes=int(torch.cuda.max_memory_allocated() - base),
+            peak_reserved_bytes=int(torch.cuda.max_memory_reserved()),
+            method='torch.cuda.max_memory_allocated over build and steps')
+    else:
+        optimizer.zero_grad(set_to_none=True)
+        peak = peak_memory(lambda: step(), bench)
+        memory = dict(
+            peak_allocated_bytes=peak['peak_bytes'] + states,
+            method=peak['method'] + ' of one step, plus weights, gradients and AdamW states')
+    bytes_ = estimate['bytes']
+    checkpointing = estimate['gradient_checkpointing']
+    estimated = bytes_['total_checkpointed' if checkpointing else 'total_plain'] - bytes_['ema']
+    memory.update(
+        state_bytes=states,
+        estimate_bytes=estimated,
+        estimate_note='tools/analysis/memory_model.py total for this config and batch, '
+        'without the EMA copy (no EMA here)',
+        measured_over_estimate=memory['peak_allocated_bytes'] / estimated)
+
+    peak_rate = matmul_peak(
+        args.matmul_size or size['matmul_size'],
+        bench,
+        min_seconds=0.05 if args.size == 'micro' else 0.5)
+    flops = count_loss_flops(lambda: model.loss(inputs)['loss'], optimizer, bench)
+    rate = flops['total'] / training['forward_backward_s']['median']
+    efficiency = dict(
+        flops=flops,
+        achieved_flops_per_s=rate,
+        matmul_peak=peak_rate,
+        fraction_of_peak=rate / peak_rate['flops_per_s']['max'])
+    optimizer.zero_grad(set_to_none=True)
+    optimizer.state.clear()  # room for sampling
+    gc.collect()
+
+    model.eval()
+    sampling = {}
+    samples = [BaseDataElement(metainfo=dict(seed=bench.seed + i)) for i in range(batch_size)]
+    # TrackDiffusion.predict decodes into pred_frames; the VAE is timed on its own below
+    model.data_preprocessor.decode_latents = lambda latents: latents
+    try:
+        for name, scheduler, steps in parse_solvers(args.solvers or size['solvers']):
+            times = []
+            for repeat in range(bench.warmup + bench.repeats):
+                t0 = bench.now()
+                with bench.autocast():
+                    model.predict(inputs, samples, num_inference_steps=steps, scheduler=scheduler)
+                if repeat >= bench.warmup:
+                    times.append((bench.now() - t0) / batch_size)
+            sampling[name] = dict(
+                steps=steps,
+                denoising_s_per_clip=stats(times),
+                generator_evaluations_per_s=2 * steps / float(np.median(times)))
+    finally:
+        del model.data_preprocessor.decode_latents  # the class's method again
+    if 'vae' in frozen:
+        vae = frozen['vae'].eval()
+        vae.enable_slicing()  # as the config decodes: one frame at a time
+        latents = inputs['latents'][0]  # (F, C, h, w)
+        times = []
+        with torch.no_grad():
+            for repeat in range(bench.warmup + bench.repeats):
+                t0 = bench.now()
+                with bench.autocast():
+                    vae.decode(latents).sample
+                if repeat >= bench.warmup:
+                    times.append(bench.now() - t0)
+        sampling['vae_decode_s_per_clip'] = stats(times)
+    return dict(
+        config=config_path,
+        clip=dict(batch_size=batch_size, frames=num_frames, height=height, width=width,
+                  slots=slots),
+        notes=notes,
+        parameters=dict(
+            model=sum(p.numel() for p in model.parameters()),
+            trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+            frozen_encoders=sum(p.numel() for m in frozen.values() for p in m.parameters())),
+        gradient_checkpointing=checkpointing,
+        training=training,
+        memory=memory,
+        efficiency=efficiency,
+        sampling=sampling,
+        guidance_scale=model.guidance_scale)
+
+
 SUITE_FUNCTIONS = dict(
     conditioning=suite_conditioning,
     scaling=suite_scaling,
     sampling=suite_sampling,
     pipeline=suite_pipeline,
-    efficiency=suite_efficiency)
+    efficiency=suite_efficiency,
+    recipe=suite_recipe)
 
 # ---------------------------------------------------------------------------------------------
 # machine, versions, output
@@ -1099,6 +1327,15 @@ def plot_suite(name: str, result: dict, folder: str) -> str:
             axes[1],
             list(m), [x['flops']['total'] / 1e9 for x in m.values()],
             ylabel='GFLOP per step')
+    elif name == 'recipe':
+        t, m = result['training'], result['memory']
+        parts = ['forward_s', 'backward_s', 'optimizer_s']
+        bars(axes[0], [p[:-2] for p in parts], [t[p]['median'] for p in parts],
+             np.hstack([iqr(t[p]) for p in parts]), 'seconds per step')
+        bars(
+            axes[1], ['measured', 'memory model'],
+            [m['peak_allocated_bytes'] / 2**30, m['estimate_bytes'] / 2**30],
+            ylabel='GiB (training step peak)')
     fig.suptitle(f'{name}')
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -160,3 +160,43 @@ def test_process_clock_is_cpu_only():
     assert Bench('cpu', 'fp32', 1, 0, clock='process').now() >= 0
     with pytest.raises(BenchmarkError, match='--device cpu'):
         Bench('cuda', 'fp32', 1, 0, clock='process')
+
+
+def test_recipe(tmp_path):
+    """The config's own step: its trainable parameters, the memory model beside the measured
+    peak, FLOPs over time, and sampling per solver."""
+    report = run(tmp_path, 'recipe', extra=['--plots', str(tmp_path / 'plots')])
+    result = report['suites']['recipe']
+    micro = load_config(f'{ROOT}/tests/data/trackdiff_micro.py')
+    model = MODELS.build(micro.model)
+    assert result['parameters']['trainable'] == sum(
+        p.numel() for p in model.parameters() if p.requires_grad)
+    assert result['clip']['batch_size'] == 2
+    for key in ('forward_s', 'backward_s', 'optimizer_s', 'step_s'):
+        assert is_stats(result['training'][key])
+    memory = result['memory']
+    assert memory['peak_allocated_bytes'] > memory['state_bytes'] > 0
+    from tools.benchmark import memory_model
+    estimate = memory_model().estimate(micro, 2)['bytes']
+    assert memory['estimate_bytes'] == estimate['total_plain'] - estimate['ema']
+    assert memory['measured_over_estimate'] == pytest.approx(
+        memory['peak_allocated_bytes'] / memory['estimate_bytes'])
+    efficiency = result['efficiency']
+    assert efficiency['flops']['forward'] > 0 and 0 < efficiency['fraction_of_peak']
+    assert list(result['sampling']) == ['ddim:6', 'dpmpp:2', 'euler:2']  # no VAE in micro
+    assert all(is_stats(s['denoising_s_per_clip']) for s in result['sampling'].values())
+    assert (tmp_path / 'plots' / 'recipe.png').stat().st_size > 0
+
+
+def test_full_size_is_the_published_unet_on_any_machine():
+    """--size full needs no pretrained folder: the ModelScope architecture stands in."""
+    from mmtrackgen.models.generators.tracklet_unet3d import TrackletUNet3D
+    from tools.benchmark import SIZES, model_configs
+    _, generator, encoder = model_configs(SIZES['full'])
+    assert generator['block_out_channels'] == (320, 640, 1280, 1280)
+    assert generator['sample_size'] == (40, 60)
+    assert encoder['category_embedding'] == dict(
+        type='CategoryTable', num_classes=40, embed_dim=1024)
+    with torch.device('meta'):
+        unet = TrackletUNet3D(**generator)
+    assert 1.8e9 < sum(p.numel() for p in unet.parameters()) < 1.9e9

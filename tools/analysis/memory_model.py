@@ -106,33 +106,52 @@ def folder_exists(path, subfolder):
     return path is not None and osp.isdir(osp.join(path, subfolder) if subfolder else path)
 
 
+def stand_in_generator(generator, notes):
+    """A ``PretrainedTrackletUNet3D`` config as a plain ``TrackletUNet3D`` of the same
+    architecture: read from its folder when it is on disk, else the published one."""
+    if generator['type'] != 'PretrainedTrackletUNet3D':
+        return copy.deepcopy(generator)
+    new_layers = {
+        k: v
+        for k, v in generator.items()
+        if k not in ('type', 'pretrained', 'subfolder', 'weights_format', 'grounding_weights')
+    }
+    folder, subfolder = generator['pretrained'], generator.get('subfolder', 'unet')
+    if folder_exists(folder, subfolder):
+        from mmtrackgen.models.generators.pretrained import read_unet_config
+        config = read_unet_config(osp.join(folder, subfolder) if subfolder else folder)
+        if config.get('_class_name') == 'UNet2DConditionModel':
+            from mmtrackgen.models.generators.pretrained import unet3d_config_from_sd
+            config = unet3d_config_from_sd(config)
+            config['attention_head_dim'] = 64
+        arch = {k: v for k, v in config.items() if not k.startswith('_')}
+        arch.pop('spatial_attention_heads', None)
+        notes.append(f'generator: architecture from {folder}')
+    else:
+        kind = 'sd' if generator.get('weights_format') == 'sd' else 'modelscope'
+        arch = KNOWN_UNETS[kind]
+        notes.append(f"generator: '{folder}' not found; the published {kind} UNet stands in")
+    return dict(type='TrackletUNet3D', **{**arch, **new_layers})
+
+
+def stand_in_category_embedding(encoder, width, notes):
+    """A tracklet encoder config whose CLIP category embedding is a table of the same width."""
+    encoder = copy.deepcopy(encoder)
+    category = encoder.get('category_embedding', {})
+    if isinstance(category, dict) and category.get('type') == 'CLIPCategoryEmbedding':
+        names = category.get('class_names')
+        num_classes = len(names) if isinstance(names, (list, tuple)) else 1
+        encoder['category_embedding'] = dict(
+            type='CategoryTable', num_classes=num_classes, embed_dim=width)
+        notes.append(f'category embedding: a {num_classes} x {width} table stands in for CLIP')
+    return encoder
+
+
 def stand_in_model_cfg(model_cfg, notes):
     """The model config with every missing pretrained folder replaced by a stand-in, and the
     frozen encoders taken out of the data preprocessor (measured on their own)."""
     cfg = copy.deepcopy(model_cfg)
-    generator = cfg['generator']
-    if generator['type'] == 'PretrainedTrackletUNet3D':
-        new_layers = {
-            k: v
-            for k, v in generator.items()
-            if k not in ('type', 'pretrained', 'subfolder', 'weights_format', 'grounding_weights')
-        }
-        folder, subfolder = generator['pretrained'], generator.get('subfolder', 'unet')
-        if folder_exists(folder, subfolder):
-            from mmtrackgen.models.generators.pretrained import read_unet_config
-            config = read_unet_config(osp.join(folder, subfolder) if subfolder else folder)
-            if config.get('_class_name') == 'UNet2DConditionModel':
-                from mmtrackgen.models.generators.pretrained import unet3d_config_from_sd
-                config = unet3d_config_from_sd(config)
-                config['attention_head_dim'] = 64
-            arch = {k: v for k, v in config.items() if not k.startswith('_')}
-            arch.pop('spatial_attention_heads', None)
-            notes.append(f'generator: architecture from {folder}')
-        else:
-            kind = 'sd' if generator.get('weights_format') == 'sd' else 'modelscope'
-            arch = KNOWN_UNETS[kind]
-            notes.append(f"generator: '{folder}' not found; the published {kind} UNet stands in")
-        cfg['generator'] = dict(type='TrackletUNet3D', **{**arch, **new_layers})
+    cfg['generator'] = stand_in_generator(cfg['generator'], notes)
 
     pre = dict(cfg.get('data_preprocessor') or dict(type='TrackDiffusionDataPreprocessor'))
     encoders = dict(vae=pre.pop('vae', None), text_encoder=pre.pop('text_encoder', None))
@@ -144,26 +163,20 @@ def stand_in_model_cfg(model_cfg, notes):
     MODELS.register_module(name='_MemoryModelPreprocessor', module=lambda: preprocessor, force=True)
     cfg['data_preprocessor'] = dict(type='_MemoryModelPreprocessor')
 
-    category = cfg['tracklet_encoder'].get('category_embedding', {})
-    if isinstance(category, dict) and category.get('type') == 'CLIPCategoryEmbedding':
-        names = category.get('class_names')
-        num_classes = len(names) if isinstance(names, (list, tuple)) else 1
-        width = cfg['generator'].get('cross_attention_dim', 1024)
-        cfg['tracklet_encoder']['category_embedding'] = dict(
-            type='CategoryTable', num_classes=num_classes, embed_dim=width)
-        notes.append(f'category embedding: a {num_classes} x {width} table stands in for CLIP')
+    width = cfg['generator'].get('cross_attention_dim', 1024)
+    cfg['tracklet_encoder'] = stand_in_category_embedding(cfg['tracklet_encoder'], width, notes)
     scheduler = cfg.get('noise_scheduler', {})
     if 'from_pretrained' in scheduler:
         cfg['noise_scheduler'] = dict(type=scheduler['type'], num_train_timesteps=1000)
     return cfg, encoders
 
 
-def build_frozen_encoders(encoders, cross_attention_dim):
-    """The VAE and text encoder the data preprocessor would load, on the meta device."""
+def build_frozen_encoders(encoders, cross_attention_dim, device='meta'):
+    """The VAE and text encoder the data preprocessor would load (random weights off meta)."""
     from diffusers import AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel
     built = {}
-    with torch.device('meta'):
+    with torch.device(device):
         if encoders['vae'] is not None:
             built['vae'] = AutoencoderKL(**SD_VAE)
         if encoders['text_encoder'] is not None:
@@ -231,21 +244,25 @@ class _RoIAlign(torch.autograd.Function):
 
 
 @contextmanager
-def meta_kernels():
-    """Fused attention, RoI align and boolean indexing (all instances visible) on meta."""
+def meta_kernels(model):
+    """Fused attention, RoI align (in ``model``'s enhancers) and boolean indexing (all instances
+    visible) on meta."""
     from torch.fx.experimental import _config as fx_config
 
-    from mmtrackgen.models.conditioning import instance_enhancer
-    saved = (F.scaled_dot_product_attention, instance_enhancer.roi_align,
-             fx_config.meta_nonzero_assume_all_nonzero)
+    from mmtrackgen.models.conditioning import InstanceEnhancer
+    enhancers = [m for m in model.modules() if isinstance(m, InstanceEnhancer)]
+    saved = (F.scaled_dot_product_attention, fx_config.meta_nonzero_assume_all_nonzero,
+             [m.roi_align for m in enhancers])
     F.scaled_dot_product_attention = _fused_sdpa
-    instance_enhancer.roi_align = lambda features, rois, **kwargs: _RoIAlign.apply(features, rois)
+    for module in enhancers:
+        module.roi_align = lambda features, rois, **kwargs: _RoIAlign.apply(features, rois)
     fx_config.meta_nonzero_assume_all_nonzero = True
     try:
         yield
     finally:
-        (F.scaled_dot_product_attention, instance_enhancer.roi_align,
-         fx_config.meta_nonzero_assume_all_nonzero) = saved
+        F.scaled_dot_product_attention, fx_config.meta_nonzero_assume_all_nonzero = saved[:2]
+        for module, op in zip(enhancers, saved[2]):
+            module.roi_align = op
 
 
 def saved_activations(model, inputs):
@@ -275,7 +292,7 @@ def saved_activations(model, inputs):
             handles.append(module.register_forward_pre_hook(enter))
             handles.append(module.register_forward_hook(leave))
     try:
-        with meta_kernels(), _AllVisible():
+        with meta_kernels(model), _AllVisible():
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                 loss = model.loss(inputs)['loss']
             loss.backward()  # recomputes checkpointed modules: the same kernels

@@ -4,7 +4,7 @@ TrackDiffusion's key component (method.md, "Instance Enhancer"). Given the outpu
 spatial transformer, (B*F, C, H, W) with frames as batch (index ``b * F + f``):
 
 1. RoI-align every box (1x1, ``aligned=True``) on its own frame's map, all boxes of the batch in
-   one ``mmcv.ops.roi_align`` call; invisible entries take a learned null feature (their boxes
+   one RoIAlign call (:func:`roi_align_op`); invisible entries take a learned null feature (their boxes
    are pooled as empty boxes and the result dropped, so the layer needs no data-dependent
    shapes and no host synchronisation);
 2. fuse with the tracklet-branch feature: MLP([roi ; track_feature]) -> C;
@@ -25,12 +25,38 @@ import torch
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import get_timestep_embedding
-from mmcv.ops import roi_align
 from torch import nn
 
 from .fourier import cell_and_box_codes, cells_in_boxes
 from .gated_grounding import SharedMaskAttnProcessor, key_padding_bias
 from .tracklet_conditioning import TrackletConditioning
+
+
+def roi_align_op():
+    """The RoIAlign kernel: torchvision's when it is installed, else mmcv's compiled op.
+
+    Both take (K, 5) rois ``(frame, x1, y1, x2, y2)`` and implement aligned, adaptive-sampling
+    average RoIAlign the same way. torchvision's is built for the installed torch and its CUDA;
+    mmcv 2.1 publishes no wheels for current torch releases, and a source build without CUDA
+    (as on CPU machines) has CPU kernels only.
+    """
+    try:
+        from torchvision.ops import roi_align
+    except ImportError:
+        try:
+            from mmcv.ops import roi_align
+        except ImportError as error:
+            raise ImportError('InstanceEnhancer needs RoIAlign: install torchvision, or mmcv with '
+                              f'its compiled ops (mmcv.ops failed: {error})') from None
+        return roi_align
+
+    def torchvision_roi_align(input, rois, output_size, spatial_scale, sampling_ratio, pool_mode,
+                              aligned):
+        if pool_mode != 'avg':
+            raise ValueError(f"torchvision's RoIAlign averages; pool_mode={pool_mode!r}")
+        return roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
+
+    return torchvision_roi_align
 
 
 class InstanceEnhancer(nn.Module):
@@ -56,6 +82,7 @@ class InstanceEnhancer(nn.Module):
                  position_freqs: int | None = None,
                  within_boxes: bool = False):
         super().__init__()
+        self.roi_align = roi_align_op()  # resolved here: a missing kernel fails at build time
         for name, value in (('channels', channels), ('track_dim', track_dim),
                             ('num_heads', num_heads), ('ff_mult', ff_mult),
                             ('position_freqs', 1 if position_freqs is None else position_freqs)):
@@ -136,7 +163,7 @@ class InstanceEnhancer(nn.Module):
         frame_index = torch.arange(num_frames_batch, device=boxes.device, dtype=pool_dtype)
         frame_index = frame_index[:, None, None].expand(-1, num_slots, 1)  # (B*F, N, 1)
         rois = torch.cat([frame_index, boxes], dim=-1).flatten(0, 1)  # (B*F*N, 5)
-        roi_features = roi_align(
+        roi_features = self.roi_align(
             feature_map.to(pool_dtype).contiguous(),
             rois,
             output_size=(1, 1),
