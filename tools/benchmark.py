@@ -1239,12 +1239,9 @@ def json_ready(obj):
 
 
 def write_json(path: str, report: dict) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(json_ready(report), f, indent=2, allow_nan=False)
-    os.replace(tmp, path)
+    from mmtrackgen.utils.files import write_json_atomic
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    write_json_atomic(path, json_ready(report), indent=2, allow_nan=False)
 
 
 # ---------------------------------------------------------------------------------------------

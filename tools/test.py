@@ -12,7 +12,7 @@ import os.path as osp
 from mmengine.config import DictAction
 
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
-from mmtrackgen.generation.writer import write_json_atomic
+from mmtrackgen.utils import write_json_atomic
 from mmtrackgen.utils import (ConfigError, UnsafeCheckpointError, build_runner, exit_with_error,
                               runner_config)  # importing: safe loading
 

@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from mmtrackgen.structures import TrackletLayout
+from mmtrackgen.utils.files import write_text_atomic
 from .tracklets import TrackletAnnotationError, group_annotations, load_json, validate_cocovid
 
 FORMAT_NAME = 'mmtrackgen-tracklets'
@@ -735,13 +736,4 @@ def write_tracklet_file(path: str,
             '\n]}\n')
 
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.{os.getpid()}.tmp'
-    try:
-        with open(tmp, 'w', encoding='utf-8', newline='\n') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return write_text_atomic(path, text)

@@ -14,7 +14,6 @@ rename). JPEG encoding runs on a background thread so the sampler keeps going. A
 (a full disk, a folder made read-only) stops the run with a message naming the clip and the
 folder; the clip's partial files are removed and the finished clips stay as they are.
 """
-import contextlib
 import glob
 import json
 import os
@@ -26,6 +25,7 @@ import cv2
 import numpy as np
 
 from mmtrackgen.structures import TrackletLayout
+from mmtrackgen.utils.files import write_json_atomic
 
 CLIP_RECORD = 'clip.json'
 ANNOTATIONS = 'annotations.json'
@@ -34,21 +34,6 @@ FRAME_NAME = '{frame:06d}.jpg'  # numbered from 1, as MOTChallenge's img1 folder
 
 class OutputFolderError(OSError):
     """The output folder cannot be created or written; the message says which and why."""
-
-
-def write_json_atomic(path: str, obj) -> None:
-    """Write JSON through a temporary file and a rename: readers see the old file or the new."""
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        with open(tmp, 'w') as f:
-            json.dump(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def layout_record(layout: TrackletLayout, **extra) -> dict:

@@ -30,7 +30,7 @@ from mmengine.config import Config
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mmtrackgen.generation.writer import write_json_atomic
+from mmtrackgen.utils import write_json_atomic
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METRICS = ('TrackAP', 'TrackAP50', 'HOTA', 'IDF1', 'MOTA')

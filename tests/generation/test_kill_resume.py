@@ -33,6 +33,7 @@ import signal
 import sys
 
 import mmtrackgen.generation.writer as writer
+import mmtrackgen.utils.files as files
 from tools.generate import main
 
 where, argv = sys.argv[1].split(':'), sys.argv[2:]
@@ -48,8 +49,9 @@ class DyingFile:
         self.f, self.limit, self.written = f, limit, 0
 
     def write(self, text):
-        self.f.write(text)
-        self.written += len(text)
+        room = self.limit - self.written
+        self.f.write(text[:room])  # dies part-way through a write, as a kill would
+        self.written += min(len(text), room)
         if self.written >= self.limit:
             self.f.flush()
             os.fsync(self.f.fileno())
@@ -76,7 +78,7 @@ def dying_open(path, mode='r', *args, **kwargs):
     return f
 
 
-writer.open = dying_open
+writer.open = files.open = dying_open  # frames; annotations.json (written atomically)
 sys.exit(main(argv))
 '''
 

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 import mmtrackgen.generation.writer as writer_module
+import mmtrackgen.utils.files as files_module
 import tools.train
 from mmtrackgen.generation.runner import ClipGenerator
 from mmtrackgen.generation.writer import layout_from_record
@@ -63,7 +64,8 @@ def one_error_line(err):
 
 
 def disk_full_at(monkeypatch, ending):
-    """Make the writer's ``open`` fail with ENOSPC for paths ending with ``ending``."""
+    """Make the writer's ``open`` (and the atomic file writer's, which writes
+    ``annotations.json``) fail with ENOSPC for paths ending with ``ending``."""
 
     def full_open(path, *args, **kwargs):
         if str(path).endswith(ending) or (ending == '.tmp' and '.tmp' in os.path.basename(path)):
@@ -71,6 +73,7 @@ def disk_full_at(monkeypatch, ending):
         return open(path, *args, **kwargs)
 
     monkeypatch.setattr(writer_module, 'open', full_open, raising=False)
+    monkeypatch.setattr(files_module, 'open', full_open, raising=False)
 
 
 def check_finished_clips(out):

@@ -9,12 +9,15 @@ Each sequence becomes a video with one instance; absent frames get no box, which
 tracklet format expresses disappearance.
 """
 import argparse
-import json
 import os
 import os.path as osp
+import sys
 
 from mmengine.utils import ProgressBar
 from PIL import Image
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmtrackgen.utils.files import write_json_atomic  # noqa: E402
 
 
 def read_lines(path):
@@ -98,10 +101,7 @@ def convert(root, split):
     ann['categories'] = [dict(id=i, name=n) for n, i in cat_ids.items()]
     out = osp.join(root, 'annotations', f'got10k_{split}_cocoformat.json')
     os.makedirs(osp.dirname(out), exist_ok=True)
-    tmp = out + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(ann, f)
-    os.replace(tmp, out)  # never leave a half-written annotation file
+    write_json_atomic(out, ann)  # never leave a half-written annotation file
     print(f'\nwrote {out}: {len(seqs)} videos, {len(ann["annotations"])} boxes, '
           f'{len(cat_ids)} classes; {skipped} empty or out-of-image boxes left out')
     return out

@@ -4,9 +4,9 @@ TrackDiffusion's key component (method.md, "Instance Enhancer"). Given the outpu
 spatial transformer, (B*F, C, H, W) with frames as batch (index ``b * F + f``):
 
 1. RoI-align every box (1x1, ``aligned=True``) on its own frame's map, all boxes of the batch in
-   one RoIAlign call (:func:`roi_align_op`); invisible entries take a learned null feature (their boxes
-   are pooled as empty boxes and the result dropped, so the layer needs no data-dependent
-   shapes and no host synchronisation);
+   one RoIAlign call (:func:`roi_align_op`); invisible entries take a learned null feature
+   (their boxes are pooled as empty boxes and the result dropped, so the layer needs no
+   data-dependent shapes and no host synchronisation);
 2. fuse with the tracklet-branch feature: MLP([roi ; track_feature]) -> C;
 3. cross-frame instance attention: each instance attends over its F features, with sinusoidal
    frame positions (any F), which is what keeps one object looking the same across frames;
