@@ -301,11 +301,12 @@ def memory_model():
     return module
 
 
-def model_configs(size: dict):
-    """(config, generator kwargs, tracklet encoder config) of a size. A pretrained generator
-    becomes a plain one of the same architecture, CLIP class names a table of the same width."""
+def model_configs(size: dict, config: Optional[str] = None):
+    """(config, generator kwargs, tracklet encoder config) of a size, or of ``config`` at the
+    size's workload. A pretrained generator becomes a plain one of the same architecture, CLIP
+    class names a table of the same width."""
     from mmtrackgen.utils import load_config
-    cfg = load_config(osp.join(ROOT, size['config']))
+    cfg = load_config(config or osp.join(ROOT, size['config']))
     notes = []
     stand_ins = memory_model()
     generator = stand_ins.stand_in_generator(to_plain(cfg.model.generator), notes)
@@ -457,7 +458,7 @@ class TrainStep:
 
 def suite_conditioning(args, bench: Bench, size: dict) -> dict:
     """Step time and memory of one UNet bare, + tracklet grounding, + Instance Enhancer."""
-    _, generator, encoder = model_configs(size)
+    _, generator, encoder = model_configs(size, args.config)
     shape = dict(
         batch_size=size['batch_size'],
         num_frames=size['num_frames'],
@@ -517,7 +518,7 @@ def frame_fit(frames, values) -> dict:
 
 def suite_scaling(args, bench: Bench, size: dict) -> dict:
     """Step time and memory of the full model as N (instances) and F (frames) grow."""
-    _, generator, encoder = model_configs(size)
+    _, generator, encoder = model_configs(size, args.config)
     instances = args.instances or list(size['scaling_instances'])
     frames = args.frames or list(size['scaling_frames'])
     base = dict(batch_size=size['batch_size'], image_size=size['image_size'])
@@ -941,7 +942,7 @@ def matmul_peak(n: int, bench: Bench, min_seconds: float = 0.2) -> dict:
 
 def suite_efficiency(args, bench: Bench, size: dict) -> dict:
     """Counted FLOPs over measured step time, as a fraction of the measured matmul peak."""
-    _, generator, encoder = model_configs(size)
+    _, generator, encoder = model_configs(size, args.config)
     peak = matmul_peak(
         args.matmul_size or size['matmul_size'],
         bench,
@@ -1383,7 +1384,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--matmul-size', type=int, help='efficiency: side of the peak matmul (default: per size)')
     parser.add_argument(
-        '--config', help='sampling/pipeline: the model config (default: the size\'s config)')
+        '--config',
+        help='the model config (default: the size\'s config); conditioning, scaling and '
+        'efficiency apply the size\'s model overrides and workload to it')
     parser.add_argument('--checkpoint', help='sampling: checkpoint of a model of --config')
     parser.add_argument('--data-root', default='data/synthetic/', help='the synthetic world')
     parser.add_argument('--split', default='test', help='held-out split for sampling/generation')

@@ -200,3 +200,16 @@ def test_full_size_is_the_published_unet_on_any_machine():
     with torch.device('meta'):
         unet = TrackletUNet3D(**generator)
     assert 1.8e9 < sum(p.numel() for p in unet.parameters()) < 1.9e9
+
+
+def test_conditioning_of_another_config(tmp_path):
+    """--config measures that config's generator at the size's workload: grounding in fewer
+    blocks is fewer parameters than the micro config's own."""
+    leaf = tmp_path / 'micro_grounding_in_up_blocks.py'
+    leaf.write_text(f"_base_ = ['{ROOT}/tests/data/trackdiff_micro.py']\n"
+                    "model = dict(generator=dict(grounding_blocks=['up_blocks.1']))\n")
+    ours = run(tmp_path, 'conditioning')['suites']['conditioning']['variants']
+    other = run(tmp_path, 'conditioning', extra=['--config', str(leaf)])
+    variants = other['suites']['conditioning']['variants']
+    assert variants['bare']['parameters'] == ours['bare']['parameters']
+    assert variants['full']['parameters'] < ours['full']['parameters']
