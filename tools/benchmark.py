@@ -386,8 +386,7 @@ class TrainStep:
         """Parameters and the AdamW state (two moments): what lives between steps."""
         return 3 * tensor_bytes(self.modules.parameters())
 
-    def set_batch(self, batch_size: int, num_frames: int, num_instances: int,
-                  image_size) -> None:
+    def set_batch(self, batch_size: int, num_frames: int, num_instances: int, image_size) -> None:
         """A fixed random batch: frames, timesteps, one text token, N visible moving boxes."""
         g = torch.Generator().manual_seed(self.bench.seed)
         cfg = self.unet.config
@@ -1027,8 +1026,8 @@ def suite_recipe(args, bench: Bench, size: dict) -> dict:
     channels = model.generator.config.in_channels
     text_length = mm.TEXT_LENGTH if encoders['text_encoder'] is not None else 1
     inputs = dict(
-        latents=torch.randn(batch_size, num_frames, channels, height // down, width // down,
-                            generator=g),
+        latents=torch.randn(
+            batch_size, num_frames, channels, height // down, width // down, generator=g),
         boxes=moving_boxes(g, batch_size, num_frames, slots),
         visible=torch.ones(batch_size, num_frames, slots, dtype=torch.bool),
         labels=torch.zeros(batch_size, slots, dtype=torch.long),
@@ -1136,8 +1135,8 @@ def suite_recipe(args, bench: Bench, size: dict) -> dict:
         sampling['vae_decode_s_per_clip'] = stats(times)
     return dict(
         config=config_path,
-        clip=dict(batch_size=batch_size, frames=num_frames, height=height, width=width,
-                  slots=slots),
+        clip=dict(
+            batch_size=batch_size, frames=num_frames, height=height, width=width, slots=slots),
         notes=notes,
         parameters=dict(
             model=sum(p.numel() for p in model.parameters()),

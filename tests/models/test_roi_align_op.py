@@ -11,16 +11,14 @@ import torch
 from mmcv.ops import roi_align as mmcv_roi_align
 
 from mmtrackgen.models.conditioning.instance_enhancer import InstanceEnhancer, roi_align_op
-from .test_gated_grounding_attention import (BATCH, CHANNELS, FRAMES, TRACK_DIM,
-                                             make_tracklets)
+from .test_gated_grounding_attention import (BATCH, CHANNELS, FRAMES, TRACK_DIM, make_tracklets)
 
 
 def torchvision_like(calls):
     """A ``torchvision.ops`` whose roi_align has torchvision's positional order:
     (input, boxes, output_size, spatial_scale, sampling_ratio, aligned)."""
 
-    def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1,
-                  aligned=False):
+    def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
         calls.append((output_size, spatial_scale, sampling_ratio, aligned))
         return mmcv_roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, 'avg',
                               aligned)
@@ -33,8 +31,8 @@ def torchvision_like(calls):
 
 
 def enhance(enhancer):
-    feature_map = torch.randn(BATCH * FRAMES, CHANNELS, 8, 8,
-                              generator=torch.Generator().manual_seed(1))
+    feature_map = torch.randn(
+        BATCH * FRAMES, CHANNELS, 8, 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         return enhancer(feature_map, make_tracklets())
 
@@ -59,7 +57,7 @@ def test_torchvision_is_preferred_and_called_as_mmcv_would_be(monkeypatch):
 
 
 def test_without_torchvision_mmcv_is_used():
-    if 'torchvision' in sys.modules or _importable('torchvision'):
+    if _importable('torchvision'):
         pytest.skip('torchvision is installed here')
     assert roi_align_op() is mmcv_roi_align
 

@@ -169,8 +169,8 @@ def test_recipe(tmp_path):
     result = report['suites']['recipe']
     micro = load_config(f'{ROOT}/tests/data/trackdiff_micro.py')
     model = MODELS.build(micro.model)
-    assert result['parameters']['trainable'] == sum(
-        p.numel() for p in model.parameters() if p.requires_grad)
+    assert result['parameters']['trainable'] == sum(p.numel() for p in model.parameters()
+                                                    if p.requires_grad)
     assert result['clip']['batch_size'] == 2
     for key in ('forward_s', 'backward_s', 'optimizer_s', 'step_s'):
         assert is_stats(result['training'][key])
@@ -179,8 +179,8 @@ def test_recipe(tmp_path):
     from tools.benchmark import memory_model
     estimate = memory_model().estimate(micro, 2)['bytes']
     assert memory['estimate_bytes'] == estimate['total_plain'] - estimate['ema']
-    assert memory['measured_over_estimate'] == pytest.approx(
-        memory['peak_allocated_bytes'] / memory['estimate_bytes'])
+    assert memory['measured_over_estimate'] == pytest.approx(memory['peak_allocated_bytes'] /
+                                                             memory['estimate_bytes'])
     efficiency = result['efficiency']
     assert efficiency['flops']['forward'] > 0 and 0 < efficiency['fraction_of_peak']
     assert list(result['sampling']) == ['ddim:6', 'dpmpp:2', 'euler:2']  # no VAE in micro
