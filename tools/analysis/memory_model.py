@@ -229,8 +229,8 @@ def _fused_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=Fals
 
 
 class _RoIAlign(torch.autograd.Function):
-    """mmcv's ``roi_align`` (no meta kernel) as it is for autograd: (K, C, 1, 1) features out,
-    the RoIs kept for backward."""
+    """The enhancer's RoIAlign (neither mmcv's nor torchvision's has a meta kernel) as it is for
+    autograd: (K, C, 1, 1) features out, the RoIs kept for backward."""
 
     @staticmethod
     def forward(ctx, features, rois):
