@@ -20,7 +20,6 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-from mmtrackgen.datasets import make_synthetic_dataset
 from mmtrackgen.registry import MODELS
 from mmtrackgen.utils import load_config, prepare_cpu_distributed
 from tests.factories import moving_track, write_cocovid
@@ -139,19 +138,8 @@ def test_dead_generation_rank_stops_dist_generate(tmp_path):
         assert len(list((record.parent / 'img1').iterdir())) == 4
 
 
-def test_dead_training_rank_stops_dist_train(tmp_path):
-    root = tmp_path / 'synthetic'
-    make_synthetic_dataset(
-        str(root),
-        splits={
-            'train': 2,
-            'val': 1
-        },
-        novel_videos=0,
-        frames_per_video=8,
-        image_size=(32, 32),
-        seed=3,
-        progress=False)
+def test_dead_training_rank_stops_dist_train(data_root, tmp_path):
+    root = data_root.rstrip('/')  # the micro world of conftest.py
     work_dir = tmp_path / 'work'
     cmd = [
         'bash',
