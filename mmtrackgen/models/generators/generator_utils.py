@@ -46,6 +46,26 @@ def resolve_blocks(owner: str, argument: str, requested: Sequence[str] | None,
     return [name for name in available if name in requested]
 
 
+def check_tracklet_layer_args(owner: str, grounding_context_dim: int | None,
+                              grounding_blocks: Sequence[str] | None,
+                              enhancer_track_dim: int | None, enhancer_blocks: Sequence[str] | None,
+                              enhancer_num_heads: int | None, enhancer_ff_mult: int,
+                              token_position_freqs: int | None) -> None:
+    """The grounding and enhancer arguments both tracklet UNets take, checked before building."""
+    check_positive_int(owner, 'grounding_context_dim', grounding_context_dim, optional=True)
+    check_positive_int(owner, 'enhancer_track_dim', enhancer_track_dim, optional=True)
+    check_positive_int(owner, 'enhancer_num_heads', enhancer_num_heads, optional=True)
+    check_positive_int(owner, 'enhancer_ff_mult', enhancer_ff_mult)
+    check_positive_int(owner, 'token_position_freqs', token_position_freqs, optional=True)
+    if grounding_context_dim is None and grounding_blocks:
+        raise ValueError(f'{owner}: `grounding_blocks` is {list(grounding_blocks)} but '
+                         '`grounding_context_dim` is None; set the token width to build grounding.')
+    if enhancer_track_dim is None and enhancer_blocks:
+        raise ValueError(
+            f'{owner}: `enhancer_blocks` is {list(enhancer_blocks)} but '
+            '`enhancer_track_dim` is None; set the track-feature width to build enhancers.')
+
+
 def check_tracklets(owner: str, tracklets: Any, batch_size: int, num_frames: int,
                     token_dim: int | None, track_dim: int | None) -> None:
     """``ValueError`` unless ``tracklets`` is a :class:`TrackletConditioning` for B clips of F
@@ -241,6 +261,21 @@ class TrackletUNetMixin:
             if transformers:
                 spatial[name] = transformers
         return spatial
+
+    def resolve_tracklet_blocks(self, owner: str, grounding_context_dim: int | None,
+                                grounding_blocks: Sequence[str] | None,
+                                enhancer_track_dim: int | None,
+                                enhancer_blocks: Sequence[str] | None) -> tuple:
+        """(spatial transformers by block, grounding blocks, enhancer blocks): the names checked
+        against the blocks actually built; by default grounding in every block with spatial
+        transformers and enhancers in the decoder's; none without the matching width."""
+        spatial = self.blocks_with_spatial_transformers()
+        decoder = [name for name in spatial if name.startswith('up_blocks.')]
+        grounding_blocks = [] if grounding_context_dim is None else resolve_blocks(
+            owner, 'grounding_blocks', grounding_blocks, list(spatial), default=list(spatial))
+        enhancer_blocks = [] if enhancer_track_dim is None else resolve_blocks(
+            owner, 'enhancer_blocks', enhancer_blocks, list(spatial), default=decoder)
+        return spatial, grounding_blocks, enhancer_blocks
 
     # Gradient checkpointing replaces the forward of chosen modules with a CheckpointedForward
     # (see each class's enable_gradient_checkpointing); diffusers' own flags are not used.

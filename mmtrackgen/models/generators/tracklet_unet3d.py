@@ -36,8 +36,8 @@ from ..conditioning.gated_grounding import GatedGrounding, NoGrounding
 from ..conditioning.instance_enhancer import InstanceEnhancer
 from ..conditioning.tracklet_conditioning import TrackletConditioning
 from .generator_utils import (CheckpointedForward, TrackletUNetMixin, check_positive_int,
-                              check_tracklets, checkpoint, contiguous_input_without_grad,
-                              partition_modules, resolve_blocks)
+                              check_tracklet_layer_args, check_tracklets, checkpoint,
+                              contiguous_input_without_grad, partition_modules)
 
 OWNER = 'TrackletUNet3D'
 # Modules whose forward runs under activation checkpointing when it is enabled.
@@ -146,19 +146,9 @@ class TrackletUNet3D(TrackletUNetMixin, UNet3DConditionModel):
         spatial_attention_heads: int | Sequence[int] | None = None,
     ):
         # Check the new arguments before building anything.
-        check_positive_int(OWNER, 'grounding_context_dim', grounding_context_dim, optional=True)
-        check_positive_int(OWNER, 'enhancer_track_dim', enhancer_track_dim, optional=True)
-        check_positive_int(OWNER, 'enhancer_num_heads', enhancer_num_heads, optional=True)
-        check_positive_int(OWNER, 'enhancer_ff_mult', enhancer_ff_mult)
-        check_positive_int(OWNER, 'token_position_freqs', token_position_freqs, optional=True)
-        if grounding_context_dim is None and grounding_blocks:
-            raise ValueError(
-                f'{OWNER}: `grounding_blocks` is {list(grounding_blocks)} but '
-                '`grounding_context_dim` is None; set the token width to build grounding.')
-        if enhancer_track_dim is None and enhancer_blocks:
-            raise ValueError(
-                f'{OWNER}: `enhancer_blocks` is {list(enhancer_blocks)} but '
-                '`enhancer_track_dim` is None; set the track-feature width to build enhancers.')
+        check_tracklet_layer_args(OWNER, grounding_context_dim, grounding_blocks,
+                                  enhancer_track_dim, enhancer_blocks, enhancer_num_heads,
+                                  enhancer_ff_mult, token_position_freqs)
         if isinstance(spatial_attention_heads, Sequence):
             spatial_attention_heads = tuple(spatial_attention_heads)  # a list from config.json
             if len(spatial_attention_heads) != len(block_out_channels):
@@ -191,12 +181,8 @@ class TrackletUNet3D(TrackletUNetMixin, UNet3DConditionModel):
         )
 
         # Which blocks get new layers: names checked against the blocks actually built.
-        spatial = self.blocks_with_spatial_transformers()
-        decoder = [name for name in spatial if name.startswith('up_blocks.')]
-        grounding_blocks = [] if grounding_context_dim is None else resolve_blocks(
-            OWNER, 'grounding_blocks', grounding_blocks, list(spatial), default=list(spatial))
-        enhancer_blocks = [] if enhancer_track_dim is None else resolve_blocks(
-            OWNER, 'enhancer_blocks', enhancer_blocks, list(spatial), default=decoder)
+        spatial, grounding_blocks, enhancer_blocks = self.resolve_tracklet_blocks(
+            OWNER, grounding_context_dim, grounding_blocks, enhancer_track_dim, enhancer_blocks)
         self.register_to_config(
             grounding_blocks=grounding_blocks,
             enhancer_blocks=enhancer_blocks,
