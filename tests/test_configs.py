@@ -76,16 +76,16 @@ def test_full_size_configs_stop_at_once_naming_missing_weights(name, tmp_path):
     assert 'Traceback' not in proc.stderr
 
 
-def test_coarse_conditioning_config_keeps_the_tracklet_layers_at_8x8():
-    """synthetic_tiny_coarse_conditioning.py: grounding only in the 8x8 blocks and one
-    enhancer, the rest of the model as in the default; it trains from the same data."""
+def test_coarse_conditioning_config_keeps_the_tracklet_layers_coarse():
+    """synthetic_tiny_coarse_conditioning.py: grounding only in the 8x8 and 4x4 latent blocks
+    and one enhancer, the rest of the model as in the default; it trains from the same data."""
     from mmtrackgen.models.conditioning import GatedGrounding, InstanceEnhancer
     from mmtrackgen.registry import MODELS
     from mmtrackgen.utils import load_config
 
     def tracklet_layers(name):
         cfg = load_config(str(ROOT / f'configs/trackdiff/{name}.py'))
-        generator = MODELS.build(cfg.model).generator
+        generator = MODELS.build(cfg.model.generator)
         where = {}
         for path, module in generator.named_modules():
             if isinstance(module, (GatedGrounding, InstanceEnhancer)):
@@ -97,9 +97,9 @@ def test_coarse_conditioning_config_keeps_the_tracklet_layers_at_8x8():
     default_cfg, default = tracklet_layers('synthetic_tiny')
     coarse_cfg, coarse = tracklet_layers('synthetic_tiny_coarse_conditioning')
     assert default['GatedGrounding'] == {
-        'down_blocks.1', 'down_blocks.2', 'mid_block', 'up_blocks.0', 'up_blocks.1'
+        'down_blocks.0', 'down_blocks.1', 'mid_block', 'up_blocks.1', 'up_blocks.2'
     }
-    assert coarse['GatedGrounding'] == {'down_blocks.2', 'mid_block', 'up_blocks.0'}
-    assert default['InstanceEnhancer'] == {'up_blocks.0', 'up_blocks.1'}
-    assert coarse['InstanceEnhancer'] == {'up_blocks.0'}
+    assert coarse['GatedGrounding'] == {'down_blocks.1', 'mid_block', 'up_blocks.1'}
+    assert default['InstanceEnhancer'] == {'up_blocks.1', 'up_blocks.2'}
+    assert coarse['InstanceEnhancer'] == {'up_blocks.1'}
     assert coarse_cfg.train_dataloader == default_cfg.train_dataloader

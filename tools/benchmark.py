@@ -59,7 +59,7 @@ SIZES = {
         pipeline_clips=2),
     'tiny':
     dict(
-        config='configs/trackdiff/synthetic_tiny.py',
+        config='configs/trackdiff/synthetic_tiny_pixel32.py',
         image_size=32,
         num_frames=8,
         batch_size=8,
@@ -75,7 +75,7 @@ SIZES = {
         pipeline_clips=8),
     'mid':
     dict(
-        config='configs/trackdiff/synthetic_tiny.py',
+        config='configs/trackdiff/synthetic_tiny_pixel32.py',
         generator=dict(
             sample_size=64,
             block_out_channels=(64, 128, 256),

@@ -1,8 +1,8 @@
-"""Score a video dataset against its own tracklets: alignment, appearance, identity, TrackAP, FVD.
+"""Score a video dataset against its own tracklets: alignment, category, identity, TrackAP, FVD.
 
     python tools/evaluate_generated.py OUT_DIR [--reference-ann FILE --reference-prefix DIR]
         [--fvd-weights i3d.pt] [--fid-weights inception.pth] [--random-features SEED]
-        [--out report.json]
+        [--category-classifier FILE] [--out report.json]
     python tools/evaluate_generated.py --ann data/synthetic/annotations/test_cocoformat.json \
         --img-prefix data/synthetic/test/      # the same figures on real clips: the reference
 
@@ -20,7 +20,7 @@ import os.path as osp
 
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
 from mmtrackgen.utils import UnsafeCheckpointError, exit_with_error
-from mmtrackgen.evaluation import load_feature_network
+from mmtrackgen.evaluation import load_category_classifier, load_feature_network
 from mmtrackgen.evaluation.dataset_report import (iter_videos, tracking_report,
                                                   video_quality_report)
 
@@ -39,6 +39,10 @@ def parse_args(argv=None):
         type=int,
         metavar='SEED',
         help='randomly initialised feature networks (figures comparable only with themselves)')
+    parser.add_argument(
+        '--category-classifier',
+        metavar='FILE',
+        help='category accuracy with this classifier (tools/train_category_classifier.py)')
     parser.add_argument('--min-area', type=int, default=4, help='tracker: smallest object')
     parser.add_argument('--out', help='write the report as JSON here')
     args = parser.parse_args(argv)
@@ -66,8 +70,10 @@ def feature_networks(args):
 
 def print_table(report: dict) -> None:
     rows = []
-    for group in ('alignment', 'appearance', 'identity', 'track_ap', 'fvd', 'fid'):
+    for group in ('alignment', 'appearance', 'category', 'identity', 'track_ap', 'fvd', 'fid'):
         for key, value in (report.get(group) or {}).items():
+            if isinstance(value, dict):  # per-class figures: in the JSON only
+                continue
             if isinstance(value, float):
                 value = 'nan' if math.isnan(value) else f'{value:.4f}'
             rows.append((f'{group}.{key}', str(value)))
@@ -89,13 +95,14 @@ def run(args) -> dict:
         if fvd_network is None and fid_network is None:
             raise ValueError('a reference dataset needs --fvd-weights/--fid-weights or '
                              '--random-features')
+    classifier = load_category_classifier(args.category_classifier)
     videos = list(iter_videos(args.ann, args.img_prefix))
     if not videos:
         raise ValueError(f"'{args.ann}' holds no videos")
     if args.reference_ann:
         reference = list(iter_videos(args.reference_ann, args.reference_prefix))
     report = dict(dataset=args.ann, videos=len(videos))
-    report.update(tracking_report(videos, args.min_area))
+    report.update(tracking_report(videos, args.min_area, classifier))
     if args.reference_ann:
         report['reference'] = args.reference_ann
         report['feature_weights'] = (f'random (seed {args.random_features})'

@@ -26,12 +26,12 @@ import torch.distributed as dist
 from mmengine.config import DictAction
 
 from mmtrackgen.datasets.tracklet_file import load_tracklet_file
-from mmtrackgen.datasets.tracklets import TrackletAnnotationError
+from mmtrackgen.datasets.tracklets import TrackletAnnotationError, load_json
 from mmtrackgen.generation.runner import (ClipGenerator, ClipProgress, GenerationInputError,
                                           check_categories, find_first_frames, model_classes,
                                           model_needs_first_frame, plan_jobs)
-from mmtrackgen.generation.writer import (FRAME_NAME, GeneratedDatasetWriter, OutputFolderError,
-                                          clip_is_done)
+from mmtrackgen.generation.writer import (IMAGE_FORMATS, GeneratedDatasetWriter, OutputFolderError,
+                                          clip_is_done, frame_name)
 from mmtrackgen.models.trackdiffusion import scheduler_class
 from mmtrackgen.utils import ConfigError, UnsafeCheckpointError, exit_with_error, load_config
 
@@ -42,6 +42,11 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='the trained model checkpoint')
     parser.add_argument('--tracklets', required=True, help='CocoVID or JSON tracklet file')
     parser.add_argument('--out-dir', required=True, help='the dataset folder to write')
+    parser.add_argument(
+        '--captions',
+        metavar='FILE',
+        help='JSON {video name: caption} for layouts without a caption (e.g. the synthetic '
+        "world's annotations/captions.json); models that read captions use them")
     parser.add_argument('--batch-size', type=int, default=4, help='clips sampled together')
     parser.add_argument('--steps', type=int, help='sampling steps (default: the config)')
     parser.add_argument(
@@ -57,6 +62,12 @@ def parse_args(argv=None):
         default=0,
         help='also generate K augmented layouts per input layout (the config\'s '
         '`tracklet_augment` policy)')
+    parser.add_argument(
+        '--image-format',
+        choices=sorted(IMAGE_FORMATS),
+        default='jpeg444',
+        help='how frames are written: JPEG without chroma subsampling (the default, as the '
+        'synthetic world), JPEG 4:2:0, or lossless PNG')
     parser.add_argument(
         '--previews', choices=['gif', 'mp4'], help='write a preview per clip and a contact sheet')
     parser.add_argument(
@@ -147,6 +158,16 @@ def check_first_frames(args, cfg, jobs):
 def load_layouts(args, cfg, classes):
     """Read, validate and (optionally) augment the input layouts; nothing is written yet."""
     layouts = load_tracklet_file(args.tracklets)
+    if args.captions:
+        captions = load_json(args.captions)
+        if not isinstance(captions, dict) or not all(
+                isinstance(v, str) for v in captions.values()):
+            raise TrackletAnnotationError(
+                'must map video names to caption strings', file=args.captions)
+        layouts = [
+            layout if layout.caption or layout.name not in captions else layout.copy(
+                caption=captions[layout.name]) for layout in layouts
+        ]
     check_categories(layouts, classes)
     if args.augment:
         from mmtrackgen.generation.augment import augment_layouts
@@ -175,7 +196,8 @@ def write_previews(writer, names, classes, kind, max_sheet_clips=8):
     for layout in writer.read_layouts(names):
         frames = np.stack([
             mmcv.imread(
-                osp.join(writer.clip_dir(layout.name), 'img1', FRAME_NAME.format(frame=t + 1)),
+                osp.join(writer.clip_dir(layout.name), 'img1', frame_name(t + 1,
+                                                                          writer.image_format)),
                 channel_order='rgb') for t in range(layout.num_frames)
         ])
         height, width = layout.image_size
@@ -229,7 +251,7 @@ def run(args) -> int:
     # The model and its checkpoint are checked before the output folder is created.
     generator = ClipGenerator(
         cfg, args.checkpoint, device=args.device, first_frames=first_frames) if todo else None
-    writer = GeneratedDatasetWriter(args.out_dir, rank=rank)
+    writer = GeneratedDatasetWriter(args.out_dir, rank=rank, image_format=args.image_format)
     if len(todo) < len(mine):
         print(f'[rank {rank}] {len(mine) - len(todo)} of {len(mine)} clips already finished '
               f'in {args.out_dir}: skipped')

@@ -1,7 +1,7 @@
 # The image-to-video generator on the synthetic world, small enough for 2 CPU cores: the same
-# data, schedule and hooks as synthetic_tiny.py, with a ~2M-parameter SVD-layout UNet in pixel
+# data, schedule and hooks as synthetic_tiny_pixel32.py, with a ~2M-parameter SVD-layout UNet in pixel
 # space (the first frame concatenated on channels, a learned token as the image context).
-_base_ = ['./synthetic_tiny.py']
+_base_ = ['./synthetic_tiny_pixel32.py']
 
 model = dict(
     _delete_=True,

@@ -5,12 +5,15 @@ tracklets the clips were generated from) or a real split (the reference figures)
 
 - **alignment**: per visible (frame, instance), IoU of the box with the foreground around it;
 - **appearance consistency**: per instance, how constant its colours are across frames;
+- **category accuracy**: per visible (frame, instance), whether a classifier trained on real
+  crops recognises the box's category in the crop under it (when a classifier is given);
 - **identity** (HOTA, IDF1, MOTA...) and **TrackAP**: a tracker's output scored against the
   tracklets; here the training-free :class:`SyntheticTracker` of the synthetic world;
 - **FVD / FID** against a reference dataset, when one and the feature networks are given.
 """
 import os.path as osp
 from collections.abc import Iterator
+from typing import Optional
 
 import cv2
 import mmcv
@@ -23,6 +26,7 @@ from mmtrackgen.datasets.tracklets import group_annotations, load_cocovid
 from mmtrackgen.structures import TrackletLayout
 from .alignment import box_alignment, summarize_alignment
 from .appearance import appearance_consistency, summarize_consistency
+from .category import CategoryClassifier, category_accuracy
 from .identity import identity_metrics, layouts_to_tracks
 from .synthetic_tracker import track_clip
 from .track_ap import track_ap
@@ -72,8 +76,11 @@ def normalised_boxes(layout: TrackletLayout) -> np.ndarray:
     return layout.boxes / np.array([width, height, width, height], np.float32)  # (F, N, 4)
 
 
-def tracking_report(videos: list[tuple[TrackletLayout, np.ndarray]], min_area: int) -> dict:
-    """Alignment, appearance, identity and TrackAP of clips against their own tracklets."""
+def tracking_report(videos: list[tuple[TrackletLayout, np.ndarray]],
+                    min_area: int,
+                    category_classifier: Optional[CategoryClassifier] = None) -> dict:
+    """Alignment, appearance, category accuracy (with a classifier), identity and TrackAP of
+    clips against their own tracklets."""
     ious, consistency, predictions = [], [], {}
     bar = ProgressBar(len(videos))
     for layout, frames in videos:
@@ -86,9 +93,13 @@ def tracking_report(videos: list[tuple[TrackletLayout, np.ndarray]], min_area: i
     truth = layouts_to_tracks([layout for layout, _ in videos])
     identity = identity_metrics(truth, predictions)
     identity.pop('per_video', None)
-    return dict(
+    report = dict(
         alignment=summarize_alignment(np.concatenate(ious)),
-        appearance=summarize_consistency(np.concatenate(consistency)),
+        appearance=summarize_consistency(np.concatenate(consistency)))
+    if category_classifier is not None:
+        report['category'] = category_accuracy(videos, category_classifier)
+    return dict(
+        report,
         identity=identity,
         track_ap=track_ap(truth, predictions))
 

@@ -10,26 +10,40 @@ Layout of an output folder::
 A clip is written into ``.partial`` and moved into place with one ``os.replace`` of its folder,
 so a clip folder that exists is complete; a kill at any moment leaves at most a partial folder
 that the next run clears. ``annotations.json`` is written the same way (a temporary file and a
-rename). JPEG encoding runs on a background thread so the sampler keeps going. A write that fails
+rename). Frame encoding runs on a background thread so the sampler keeps going. A write that fails
 (a full disk, a folder made read-only) stops the run with a message naming the clip and the
 folder; the clip's partial files are removed and the finished clips stay as they are.
 """
 import glob
+import io
 import json
 import os
 import os.path as osp
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import cv2
 import numpy as np
+from PIL import Image
 
 from mmtrackgen.structures import TrackletLayout
 from mmtrackgen.utils.files import write_json_atomic
 
 CLIP_RECORD = 'clip.json'
 ANNOTATIONS = 'annotations.json'
-FRAME_NAME = '{frame:06d}.jpg'  # numbered from 1, as MOTChallenge's img1 folders
+# How frames are encoded: JPEG without chroma subsampling (4:4:4, as the synthetic world writes
+# its frames: subsampled chroma smears a small object's colour into its neighbours), JPEG 4:2:0
+# (the smallest files, what most cameras write), or lossless PNG.
+IMAGE_FORMATS = {
+    'jpeg444': dict(extension='jpg', pil=dict(format='JPEG', subsampling=0)),
+    'jpeg420': dict(extension='jpg', pil=dict(format='JPEG', subsampling=2)),
+    'png': dict(extension='png', pil=dict(format='PNG', compress_level=1)),
+}
+
+
+def frame_name(frame: int, image_format: str = 'jpeg444') -> str:
+    """File name of frame ``frame`` in a clip's ``img1`` folder: numbered from 1, as
+    MOTChallenge's."""
+    return f"{frame:06d}.{IMAGE_FORMATS[image_format]['extension']}"
 
 
 class OutputFolderError(OSError):
@@ -79,11 +93,21 @@ class GeneratedDatasetWriter:
         out_dir: the dataset folder; created if needed.
         rank: this process's rank; each rank writes through its own partial folder.
         jpeg_quality: JPEG quality of the frames.
+        image_format: one of :data:`IMAGE_FORMATS` (``'jpeg444'``, ``'jpeg420'``, ``'png'``);
+            the merged CocoVID file records it in ``info.image_format``.
     """
 
-    def __init__(self, out_dir: str, rank: int = 0, jpeg_quality: int = 95):
+    def __init__(self,
+                 out_dir: str,
+                 rank: int = 0,
+                 jpeg_quality: int = 95,
+                 image_format: str = 'jpeg444'):
+        if image_format not in IMAGE_FORMATS:
+            raise ValueError(f'image_format must be one of {sorted(IMAGE_FORMATS)}, got '
+                             f'{image_format!r}')
         self.out_dir = out_dir
         self.jpeg_quality = jpeg_quality
+        self.image_format = image_format
         self.partial_dir = osp.join(out_dir, '.partial', f'rank{rank}')
         try:
             os.makedirs(out_dir, exist_ok=True)
@@ -109,7 +133,7 @@ class GeneratedDatasetWriter:
             raise ValueError(f"clip '{layout.name}': frames must be (F, H, W, 3) uint8 with "
                              f'F = {layout.num_frames}, got {frames.shape} {frames.dtype}')
         self._raise_failures()
-        record = layout_record(layout, **extra)
+        record = layout_record(layout, image_format=self.image_format, **extra)
         self._pending.append(
             (layout.name, self._pool.submit(self._write, layout.name, frames, record)))
 
@@ -124,14 +148,15 @@ class GeneratedDatasetWriter:
     def _write_into(self, tmp: str, name: str, frames: np.ndarray, record: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(osp.join(tmp, 'img1'))
-        params = [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
+        options = dict(IMAGE_FORMATS[self.image_format]['pil'])
+        if options['format'] == 'JPEG':
+            options['quality'] = self.jpeg_quality
         for i, frame in enumerate(frames):
-            path = osp.join(tmp, 'img1', FRAME_NAME.format(frame=i + 1))
-            ok, encoded = cv2.imencode('.jpg', np.ascontiguousarray(frame[..., ::-1]), params)
-            if not ok:
-                raise OutputFolderError(f"clip '{name}': frame {i + 1} could not be encoded")
+            path = osp.join(tmp, 'img1', frame_name(i + 1, self.image_format))
+            encoded = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(frame), 'RGB').save(encoded, **options)
             with open(path, 'wb') as f:
-                f.write(encoded.tobytes())
+                f.write(encoded.getvalue())
         with open(osp.join(tmp, CLIP_RECORD), 'w') as f:
             json.dump(record, f)
         final = self.clip_dir(name)
@@ -184,11 +209,20 @@ class GeneratedDatasetWriter:
         missing = [name for name in names if not self.is_done(name)]
         if missing:
             raise RuntimeError(f'{len(missing)} clips are not finished, e.g. {missing[:3]}')
+        for name in names:
+            with open(osp.join(self.clip_dir(name), CLIP_RECORD)) as f:
+                # clips written before formats were recorded are cv2's default JPEG, 4:2:0
+                written = json.load(f).get('image_format', 'jpeg420')
+            if written != self.image_format:
+                raise OutputFolderError(
+                    f"clip '{name}' in '{self.out_dir}' was written as {written}, not "
+                    f'{self.image_format}: rerun with that image format, or write to a new folder')
+        extension = IMAGE_FORMATS[self.image_format]['extension']
         ann = layouts_to_cocovid(
             self.read_layouts(names),
             categories,
-            file_name='{video}/img1/' + FRAME_NAME,
-            info=info,
+            file_name='{video}/img1/{frame:06d}.' + extension,
+            info=dict(info, image_format=self.image_format),
             mot_fields=True)  # mmdet's MOTChallengeDataset reads them
         path = osp.join(self.out_dir, ANNOTATIONS)
         try:

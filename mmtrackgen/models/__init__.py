@@ -1,3 +1,4 @@
+from .autoencoders import FrameAutoencoder
 from .conditioning import *  # noqa: F401,F403
 from .data_preprocessors import (ClipDataPreprocessor, SVDDataPreprocessor,
                                  TrackDiffusionDataPreprocessor)
@@ -9,5 +10,5 @@ from .trackdiffusion_i2v import TrackDiffusionI2V
 __all__ = [
     'ClipDataPreprocessor', 'SVDDataPreprocessor', 'TrackDiffusionDataPreprocessor',
     'TrackletUNet3D', 'TrackletUNetSpatioTemporal', 'TrackDiffusion', 'TrackDiffusionI2V',
-    'MinSizeByteTracker'
+    'MinSizeByteTracker', 'FrameAutoencoder'
 ]

@@ -79,6 +79,10 @@ class TrackDiffusion(BaseModel):
             ``module_groups()`` (``'generator.temporal'``, ``'generator.enhancer'``). None
             trains everything. Everything else is frozen and kept in eval mode.
         gradient_checkpointing (bool): recompute the generator's activations in backward.
+        caption_encoder (dict, optional): a trainable caption encoder built from config (e.g.
+            ``WordCaptionEncoder``) for models whose preprocessor has no text encoder: captions
+            reach the generator's cross-attention through it. Without either, the
+            cross-attention reads one learned token.
         compile_generator (dict, optional): ``torch.compile`` the generator in place
             (``nn.Module.compile``: state-dict keys unchanged) with these options, e.g.
             ``dict(mode='max-autotune')``; None (the default) does not compile.
@@ -97,6 +101,7 @@ class TrackDiffusion(BaseModel):
                  tracklet_dropout: float = 0.1,
                  trainable: Optional[Sequence[str]] = None,
                  gradient_checkpointing: bool = False,
+                 caption_encoder: Optional[dict] = None,
                  compile_generator: Optional[dict] = None,
                  num_inference_steps: int = 50,
                  guidance_scale: float = 7.5,
@@ -130,9 +135,16 @@ class TrackDiffusion(BaseModel):
         self.num_inference_steps = num_inference_steps
         self.guidance_scale = guidance_scale
         self._empty_text_cache = None  # the encoded empty caption, made on first use
-        # Without a text encoder (tiny configs) the cross-attention reads one learned token.
+        self.caption_encoder = None
+        has_text_encoder = getattr(self.data_preprocessor, 'text_encoder', None) is not None
+        if caption_encoder is not None:
+            if has_text_encoder:
+                raise ValueError('caption_encoder is for models without a text encoder; the data '
+                                 'preprocessor already encodes captions')
+            self.caption_encoder = MODELS.build(caption_encoder)
+        # Without any caption encoder (tiny configs) the cross-attention reads one learned token.
         self.null_text = None
-        if getattr(self.data_preprocessor, 'text_encoder', None) is None:
+        if not has_text_encoder and self.caption_encoder is None:
             self.null_text = nn.Parameter(
                 torch.zeros(1, 1, self.generator.config.cross_attention_dim))
         if gradient_checkpointing:
@@ -186,11 +198,15 @@ class TrackDiffusion(BaseModel):
         """(B, L, D) text context: the encoded captions, or the learned null token."""
         if inputs.get('text_embeds') is not None:
             return inputs['text_embeds']
+        if self.caption_encoder is not None:
+            return self.caption_encoder(inputs['captions'])
         return self.null_text.expand(batch, -1, -1)
 
     def _empty_text(self, like: torch.Tensor) -> torch.Tensor:
         """The unconditional text context, shaped like ``like`` (B, L, D)."""
         pre = self.data_preprocessor
+        if self.caption_encoder is not None:
+            return self.caption_encoder(['']).expand(like.shape[0], -1, -1)
         if getattr(pre, 'text_encoder', None) is None:
             return self.null_text.expand(like.shape[0], -1, -1)
         if self._empty_text_cache is None or self._empty_text_cache.device != like.device:

@@ -1,5 +1,5 @@
-# synthetic_tiny shrunk for tests: 16x16 frames, 4-frame clips, a micro UNet, 4 iterations.
-_base_ = ['../../configs/trackdiff/synthetic_tiny.py']
+# synthetic_tiny_pixel32 shrunk for tests: 16x16 frames, 4-frame clips, a micro UNet, 4 iterations.
+_base_ = ['../../configs/trackdiff/synthetic_tiny_pixel32.py']
 
 num_frames = 4
 

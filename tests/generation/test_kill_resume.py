@@ -191,9 +191,12 @@ def test_kill_mid_write_then_mid_merge_then_rerun(checkpoint, tracklets, referen
     assert ours.keys() == theirs.keys() and len(ours) == 4 * len(CLIPS)
     for key in ours:
         a, b = (np.frombuffer(v, np.uint8) for v in (ours[key], theirs[key]))
-        if not np.array_equal(a, b):  # JPEG bytes differ only where pixels differ by noise
+        if not np.array_equal(a, b):
+            # float noise between thread counts moves a pixel by 1 before encoding, which can
+            # move a JPEG coefficient by a quantisation step: a few levels in one 8x8 block;
+            # another seed or clip would differ by tens of levels everywhere
             pa, pb = (np.asarray(Image.open(d / key), np.int16) for d in (out, reference))
-            assert np.abs(pa - pb).max() <= 2, key
+            assert np.abs(pa - pb).max() <= 8 and np.abs(pa - pb).mean() < 0.5, key
     ann, ref = (json.loads((d / 'annotations.json').read_text()) for d in (out, reference))
     for key in ('videos', 'images', 'annotations', 'categories'):
         assert ann[key] == ref[key], key

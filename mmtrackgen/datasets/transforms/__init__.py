@@ -1,4 +1,4 @@
-from .formatting import PackClipInputs
+from .formatting import PackClipInputs, PackFrameInputs
 from .geometric import ClipCrop, ClipRandomFlip, ClipResize
 from .loading import FrameLoadError, LoadTrackletClip
 from .self_tracking import DrawSlotBoxes
@@ -8,5 +8,5 @@ from .slots import (AssignInstanceSlots, TemplateCaption, TooManyInstancesError,
 __all__ = [
     'LoadTrackletClip', 'FrameLoadError', 'ClipResize', 'ClipCrop', 'ClipRandomFlip',
     'AssignInstanceSlots', 'TooManyInstancesError', 'TemplateCaption', 'describe_categories',
-    'DrawSlotBoxes', 'PackClipInputs'
+    'DrawSlotBoxes', 'PackClipInputs', 'PackFrameInputs'
 ]

@@ -38,3 +38,13 @@ class PackClipInputs(BaseTransform):
             inputs = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
             inputs = inputs.contiguous()  # (F, 3, H, W) uint8
         return dict(inputs=inputs, data_samples=sample)
+
+
+@TRANSFORMS.register_module()
+class PackFrameInputs(BaseTransform):
+    """Pack one loaded image (``img``, (H, W, 3) uint8 as mmcv loads it) as ``inputs``
+    (3, H, W) uint8, for models that learn from single frames (the frame autoencoder)."""
+
+    def transform(self, results: dict) -> dict:
+        img = np.ascontiguousarray(results['img'])  # (H, W, 3)
+        return dict(inputs=torch.from_numpy(img).permute(2, 0, 1).contiguous(), data_samples=None)

@@ -1,3 +1,4 @@
+from .caption_encoder import WordCaptionEncoder
 from .category_embedding import CategoryTable, CLIPCategoryEmbedding
 from .fourier import fourier_embedding, sinusoidal_positions
 from .gated_grounding import GatedGrounding, NoGrounding
@@ -7,5 +8,6 @@ from .tracklet_encoder import TrackletEncoder
 
 __all__ = [
     'CategoryTable', 'CLIPCategoryEmbedding', 'fourier_embedding', 'sinusoidal_positions',
-    'GatedGrounding', 'NoGrounding', 'InstanceEnhancer', 'TrackletConditioning', 'TrackletEncoder'
+    'GatedGrounding', 'NoGrounding', 'InstanceEnhancer', 'TrackletConditioning', 'TrackletEncoder',
+    'WordCaptionEncoder'
 ]

@@ -1,0 +1,3 @@
+from .frame_autoencoder import FrameAutoencoder
+
+__all__ = ['FrameAutoencoder']
