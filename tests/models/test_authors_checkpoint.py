@@ -167,7 +167,7 @@ def test_every_key_of_theirs_is_mapped_reported_and_loads_strictly(converted, mo
     assert len(enhancers) == 2 and all(torch.equal(e.null_feature, null) for e in enhancers)
 
 
-def test_converted_model_generates_a_clip(model):
+def _clip_sample():
     sample = TrackletClipSample(metainfo=dict(caption='a cat', img_shape=(16, 16)))
     sample.gt_boxes = torch.tensor([[[0.1, 0.1, 0.5, 0.6], [0.5, 0.4, 0.9, 0.9],
                                      [0.0, 0.0, 0.0, 0.0]]]).repeat(FRAMES, 1, 1)
@@ -177,12 +177,38 @@ def test_converted_model_generates_a_clip(model):
     sample.gt_labels = torch.tensor([0, 1, -1])
     sample.gt_instance_ids = torch.tensor([1, 2, -1])
     sample.gt_slot_mask = torch.tensor([True, True, False])
+    return sample
+
+
+def test_converted_model_generates_a_clip(model):
+    sample = _clip_sample()
     frames = torch.zeros(FRAMES, 3, 16, 16, dtype=torch.uint8)
     data = model.data_preprocessor(dict(inputs=[frames], data_samples=[sample]), False)
     with torch.no_grad():
         out = model.predict(data['inputs'], data['data_samples'], num_inference_steps=2)
     clip = out[0].pred_frames
     assert clip.shape == (FRAMES, 3, 16, 16) and clip.dtype == torch.uint8
+
+
+def test_fine_tuning_step_trains_their_trained_parts_under_checkpointing(converted):
+    config, _, out, _, _ = converted
+    cfg = load_config(str(config)).model
+    cfg.gradient_checkpointing = True  # as the config: the in-block enhancers are recomputed
+    model = MODELS.build(cfg)
+    load_model_weights(model, str(out))
+    assert model.generator.is_gradient_checkpointing
+    model.train()
+    frames = torch.randint(0, 256, (FRAMES, 3, 16, 16), dtype=torch.uint8)
+    data = model.data_preprocessor(dict(inputs=[frames], data_samples=[_clip_sample()]), True)
+    loss = model(**data, mode='loss')['loss']
+    loss.backward()
+    assert torch.isfinite(loss)
+    groups = model.generator.module_groups()
+    enhancer = [p for m in groups['enhancer'] for p in m.parameters()]
+    assert len(enhancer) > 0 and all(p.grad is not None for p in enhancer)
+    assert all(p.grad is not None for m in groups['temporal'] for p in m.parameters())
+    assert all(p.grad is None for m in groups['spatial'] + groups['grounding']
+               for p in m.parameters())
 
 
 # ------------------------------------------------- the authors' formulas, applied by hand
