@@ -21,7 +21,6 @@ from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import (GLIGENTextBoundingboxProjection,
                                          get_fourier_embeds_from_boundingbox)
 from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
-from mmengine.config import Config
 from torch import nn
 
 from mmtrackgen.generation.runner import load_model_weights
@@ -49,7 +48,8 @@ TINY_CONFIG = f"""
 _base_ = ['{ROOT}/configs/trackdiff/ytvis_authors_t2v.py']
 pretrained = '{{folder}}'
 model = dict(
-    data_preprocessor=dict(vae=dict(pretrained=pretrained), text_encoder=dict(pretrained=pretrained)),
+    data_preprocessor=dict(
+        vae=dict(pretrained=pretrained), text_encoder=dict(pretrained=pretrained)),
     generator=dict(
         block_out_channels={UNET['block_out_channels']}, layers_per_block=1, norm_num_groups=8,
         cross_attention_dim={CLIP_DIM}, attention_head_dim=8,
@@ -90,8 +90,8 @@ def authors_layout_state(seed: int = 0) -> dict:
                 injector.attn1 = Attention(query_dim=dim, heads=HEADS, dim_head=dim // HEADS)
                 injector.attn2 = Attention(query_dim=dim, heads=HEADS, dim_head=dim // HEADS)
                 injector.ff = FeedForward(dim, activation_fn='geglu')
-                injector.norm1, injector.norm2, injector.norm3 = (nn.LayerNorm(dim)
-                                                                  for _ in range(3))
+                injector.norm1, injector.norm2, injector.norm3 = (
+                    nn.LayerNorm(dim) for _ in range(3))
                 injector.alpha_attn = nn.Parameter(torch.tensor(0.0))
                 injector.alpha_dense = nn.Parameter(torch.tensor(0.0))
                 injector.linears = nn.Sequential(
@@ -254,13 +254,14 @@ def test_position_net_tokens_are_gligen_projection_plus_instance_embedding(conve
         k[len('position_net.'):]: v
         for k, v in state.items()
         if k.startswith('position_net.') and k.split('.')[1] in ('linears', 'null_positive_feature',
-                                                                  'null_position_feature')
+                                                                 'null_position_feature')
     })
     names = model.tracklet_encoder.category_embedding(labels.clamp(min=0))  # (1, N, D)
     positive = names[:, None].expand(-1, FRAMES, -1, -1)  # (1, F, N, D)
     with torch.no_grad():
         objs = projection(
-            boxes.flatten(1, 2), visible.flatten(1, 2).float(), positive.flatten(1, 2))
+            boxes.flatten(1, 2),
+            visible.flatten(1, 2).float(), positive.flatten(1, 2))
         objs = objs.view(1, FRAMES, SLOTS, -1) + state['position_net.instance_embedding.weight']
         cond = model.tracklet_encoder(boxes, visible, labels)
         # their tracklet branch: linears(x + attn(norm(x))) over frames, x the nulled box code
@@ -288,8 +289,8 @@ def test_converted_fuser_and_injector_compute_the_authors_gated_formulas(convert
     x = torch.randn(FRAMES, height * width, C, generator=g)  # (B*F, HW, C)
     with torch.no_grad():
         cond = model.tracklet_encoder(boxes, visible, labels)
-        cond = TrackletConditioning(cond.tokens, cond.track_features, cond.boxes, cond.visible,
-                                    frame_size=(16, 16))
+        cond = TrackletConditioning(
+            cond.tokens, cond.track_features, cond.boxes, cond.visible, frame_size=(16, 16))
         ours_fuser = block.fuser.forward(x, cond)  # forward alone: not the hook that enhances
         ours_injector = block.instance_enhancer.enhance_tokens(ours_fuser, feature_map, cond)
 
@@ -311,16 +312,16 @@ def test_converted_fuser_and_injector_compute_the_authors_gated_formulas(convert
         scale = torch.tensor([width, height, width, height])
         roi_align = roi_align_op()  # the kernel (torchvision's or mmcv's); unaligned, as theirs
         roi = torch.stack([
-            roi_align(feature_map[f:f + 1],
-                      F.pad(boxes[0, f] * scale, (1, 0)), (1, 1), 1.0, 0, 'avg',
-                      False).flatten(1) for f in range(FRAMES)
+            roi_align(feature_map[f:f + 1], F.pad(boxes[0, f] * scale, (1, 0)), (1, 1), 1.0, 0,
+                      'avg', False).flatten(1) for f in range(FRAMES)
         ])  # (F, N, C)
         null = state['up_blocks.1.null_track_feat.weight'][0]
         feat = torch.where(visible[0, ..., None], roi, null)  # (B*F, N, C)
         track = cond.track_features[0].transpose(0, 1)  # (F, N, Dt)
         h = torch.cat([feat, track], -1)
-        h = _linear(F.silu(_linear(F.silu(_linear(h, state, f'{p}linears.0.')), state,
-                                   f'{p}linears.2.')), state, f'{p}linears.4.')  # (F, N, C)
+        h = _linear(
+            F.silu(_linear(F.silu(_linear(h, state, f'{p}linears.0.')), state, f'{p}linears.2.')),
+            state, f'{p}linears.4.')  # (F, N, C)
         per_instance = h.transpose(0, 1)  # (N, F, C)
         normed = _norm(per_instance, state, f'{p}norm1.')
         per_instance = per_instance + _attention(normed, normed, state, f'{p}attn1.', HEADS)
@@ -355,12 +356,15 @@ def test_unmapped_keys_and_shape_mismatches_fail_naming_the_key(converted, model
                              'up_blocks.1.attentions.0.transformer_blocks.0.injector.attn1.'
                              'to_q.weight')
     extra = dict(state, **{'up_blocks.1.tracklet_attentions.0.proj_in.weight': torch.zeros(1)})
-    with pytest.raises(AuthorsCheckpointError, match=r"'up_blocks\.1\.tracklet_attentions"):
+    with pytest.raises(
+            AuthorsCheckpointError,
+            match=r"'up_blocks\.1\.tracklet_attentions.*open_box_attn=enable"):
         authors_state_to_ours(extra, expected)
     wrong = dict(state)
     wrong['position_net.instance_embedding.weight'] = torch.zeros(20, CLIP_DIM)
-    with pytest.raises(AuthorsCheckpointError,
-                       match=r"'position_net\.instance_embedding\.weight' has shape \(20, 32\)"):
+    with pytest.raises(
+            AuthorsCheckpointError,
+            match=r"'position_net\.instance_embedding\.weight' has shape \(20, 32\)"):
         authors_state_to_ours(wrong, expected)
     short = {k: v for k, v in state.items() if not k.startswith('position_net.tracklet_norm')}
     with pytest.raises(AuthorsCheckpointError, match='track_blocks.0.norm'):

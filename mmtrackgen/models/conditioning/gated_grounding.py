@@ -135,9 +135,9 @@ class GatedGrounding(GatedSelfAttentionDense):
         within_boxes: a visual token attends to an instance token only when its cell lies in
             the instance's box (all visual tokens stay visible to each other).
         mask_invisible: invisible instances are masked out of the keys (the default). False
-            (without ``within_boxes``) keeps every slot's token as a key, the null tokens of empty slots included, which
-            is GLIGEN's (and the authors' released model's) layout: there the number of padded
-            slots changes the output.
+            (without ``within_boxes``) keeps every slot's token as a key, the null tokens of
+            empty slots included, which is GLIGEN's (and the authors' released model's) layout:
+            there the number of padded slots changes the output.
     """
 
     def __init__(self,

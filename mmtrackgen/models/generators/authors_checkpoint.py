@@ -64,13 +64,17 @@ INJECTOR_PARTS = (
 )
 NULL_TRACK_FEAT = re.compile(r'(up_blocks\.\d+)\.null_track_feat\.weight$')
 INJECTOR = re.compile(r'(.*\.transformer_blocks\.\d+)\.injector\.(.*)$')
-UNMAPPED_HINTS = {
-    'tracklet_attentions': 'their RoI box attention (open_box_attn=enable), absent from the '
-                           'released model and not expressed here',
-    'down_blocks': 'an encoder-side injector (injector_on=enc*), absent from the released model',
-    'position_net.tracklet_linears': 'the track_query=true variant, absent from the released '
-                                     'model',
-}
+# Keys of their other settings (environment variables at training time), for the messages.
+SETTING_HINTS = (
+    (r'\.tracklet_attentions\.', 'their RoI box attention (open_box_attn=enable), absent from '
+     'the released model and not expressed here'),
+    (r'^down_blocks\.\d+\.(null_track_feat|.*\.injector\.)',
+     'an encoder-side injector (injector_on=enc*), absent from the released model'),
+    (r'^position_net\.tracklet_linears\.|\.injector\.linears\.0\.',
+     'with this shape, the track_query=true variant, absent from the released model'),
+    (r'\.time_embedder\.|\.time_fourier_embedder\.',
+     'another frame code (open_time_embedding), or temporal_frame_embeddings of another size'),
+)
 
 
 class AuthorsCheckpointError(ValueError):
@@ -98,10 +102,14 @@ class ConversionReport:
                 f'{len(self.from_config)} taken from the config')
 
 
+def _hint(key: str) -> str:
+    """`` (which setting of theirs makes this key)`` where one is known, else ``''``."""
+    hint = next((text for pattern, text in SETTING_HINTS if re.search(pattern, key)), None)
+    return f' ({hint})' if hint else ''
+
+
 def _unmapped(key: str, why: str) -> AuthorsCheckpointError:
-    hint = next((text for part, text in UNMAPPED_HINTS.items() if part in key), None)
-    return AuthorsCheckpointError(
-        f"authors' checkpoint: key '{key}' {why}" + (f' ({hint}).' if hint else '.'))
+    return AuthorsCheckpointError(f"authors' checkpoint: key '{key}' {why}{_hint(key)}.")
 
 
 def authors_key_targets(key: str, expected: dict[str, torch.Tensor]) -> list[str]:
@@ -125,8 +133,9 @@ def authors_key_targets(key: str, expected: dict[str, torch.Tensor]) -> list[str
             rf'generator\.{re.escape(block)}\.attentions\.\d+\..*instance_enhancer\.null_feature$')
         targets = [k for k in expected if pattern.match(k)]
         if not targets:
-            raise _unmapped(key, f'has no Instance Enhancer to go to in {block}; set '
-                            "enhancer_placement='transformer_block' with enhancers there")
+            raise _unmapped(
+                key, f'has no Instance Enhancer to go to in {block}; set '
+                "enhancer_placement='transformer_block' with enhancers there")
         return targets
     elif INJECTOR.match(key):
         prefix, part = INJECTOR.match(key).groups()
@@ -153,12 +162,13 @@ def _convert_value(key: str, target: str, value: torch.Tensor,
     if value.shape != expected.shape:
         raise AuthorsCheckpointError(
             f"authors' checkpoint: '{key}' has shape {tuple(value.shape)} but our '{target}' "
-            f'needs {tuple(expected.shape)}; does the config describe their model?')
+            f'needs {tuple(expected.shape)}{_hint(key)}; does the config describe their model?')
     return value.to(expected.dtype).contiguous()
 
 
 def authors_state_to_ours(
-        state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+        state: dict[str, torch.Tensor],
+        expected: dict[str, torch.Tensor],
         source: str = 'the checkpoint') -> tuple[dict[str, torch.Tensor], ConversionReport]:
     """Map their UNet state dict onto the keys of our TrackDiffusion model's ``expected`` state.
 
@@ -232,6 +242,9 @@ def convert_authors_checkpoint(src: str,
         FileNotFoundError: ``src``, its ``config.json`` or weights are missing.
         AuthorsCheckpointError: an architecture field, key or shape that does not fit.
     """
+    out_dir = osp.dirname(osp.abspath(out))
+    if not osp.isdir(out_dir):
+        raise FileNotFoundError(f"output folder '{out_dir}' does not exist")
     subfolder = find_unet_folder(src)
     folder, config = read_folder_config(src, subfolder, what="the authors' UNet")
     check_authors_config(config, dict(cfg.model.generator), folder)
@@ -245,13 +258,10 @@ def convert_authors_checkpoint(src: str,
         for name, _ in model.named_parameters() if name.startswith('data_preprocessor.')
     }  # VAE and text encoder: built from their own folders, never stored
     state = {k: v for k, v in model.state_dict().items() if k not in frozen_inputs}
-    out_dir = osp.dirname(osp.abspath(out))
-    if not osp.isdir(out_dir):
-        raise FileNotFoundError(f"output folder '{out_dir}' does not exist")
     torch.save(
         dict(
-            meta=dict(converted_from=folder, converter='authors_checkpoint',
-                      mapping=dict(report.mapped)),
+            meta=dict(
+                converted_from=folder, converter='authors_checkpoint', mapping=dict(report.mapped)),
             state_dict=state), out)
     for line in report.lines():
         log(line)

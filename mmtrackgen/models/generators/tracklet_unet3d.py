@@ -304,7 +304,8 @@ class TrackletUNet3D(TrackletUNetMixin, UNet3DConditionModel):
                     continue
                 for block in transformer.transformer_blocks:
                     block.instance_enhancer = build_enhancer()
-                    block.fuser.register_forward_hook(functools.partial(_enhance_block_tokens, block))
+                    block.fuser.register_forward_hook(
+                        functools.partial(_enhance_block_tokens, block))
                 transformer.register_forward_pre_hook(_pass_transformer_input, with_kwargs=True)
 
         if temporal_frame_embeddings is not None:
