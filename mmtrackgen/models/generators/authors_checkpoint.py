@@ -252,6 +252,7 @@ def convert_authors_checkpoint(src: str,
     expected = model.state_dict()
     tensors, report = authors_state_to_ours(read_weights(folder), expected, source=folder)
     model.load_state_dict(tensors, strict=False)  # coverage was checked above
+    del tensors  # the model holds the copies now
 
     frozen_inputs = {
         name
