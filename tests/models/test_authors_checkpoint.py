@@ -8,6 +8,7 @@ converter's rules: the stock diffusers UNet3D (their blocks keep its names), GLI
 their additions listed by hand (``injector``, ``null_track_feat``, ``time_embedder``,
 ``instance_embedding``, ``tracklet_*``), with small widths.
 """
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ from mmtrackgen.models.generators.authors_checkpoint import (AuthorsCheckpointEr
 from mmtrackgen.registry import MODELS
 from mmtrackgen.structures import TrackletClipSample
 from mmtrackgen.utils import load_config
+from tests.factories import moving_track, write_cocovid
 from tests.test_full_size_config import write_tiny_t2v_folder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +64,16 @@ model = dict(
         category_embedding=dict(pretrained=pretrained, class_names=('cat', 'dog'))),
     noise_scheduler=dict(from_pretrained=pretrained),
     gradient_checkpointing=False)
+# what tools/generate.py reads: clip length, classes, the test pipeline (16x16, {SLOTS} slots)
+num_frames = {FRAMES}
+classes = ('cat', 'dog')
+test_pipeline = [
+    dict(type='LoadTrackletClip'),
+    dict(type='ClipResize', scale=(16, 16)),
+    dict(type='AssignInstanceSlots', num_slots={SLOTS}, overflow='most_visible'),
+    dict(type='TemplateCaption'),
+    dict(type='PackClipInputs'),
+]
 """
 
 
@@ -209,6 +221,37 @@ def test_fine_tuning_step_trains_their_trained_parts_under_checkpointing(convert
     assert all(p.grad is not None for m in groups['temporal'] for p in m.parameters())
     assert all(p.grad is None for m in groups['spatial'] + groups['grounding']
                for p in m.parameters())
+
+
+def test_generate_tool_runs_the_converted_checkpoint(converted, tmp_path):
+    config, _, out, _, _ = converted
+    tracklets = write_cocovid(
+        str(tmp_path / 'tracklets'), [
+            dict(
+                name='walk',
+                num_frames=FRAMES,
+                tracks={
+                    1: moving_track(0, 0, FRAMES, (2, 2), (8, 8), (2, 1)),
+                    2: moving_track(1, 1, FRAMES - 1, (12, 6), (6, 6), (-1, 1))
+                })
+        ],
+        classes=('cat', 'dog'),
+        write_frames=False)
+    result = subprocess.run([
+        sys.executable,
+        str(ROOT / 'tools/generate.py'),
+        str(config),
+        str(out), '--tracklets', tracklets, '--out-dir',
+        str(tmp_path / 'generated'), '--steps', '2', '--device', 'cpu'
+    ],
+                            capture_output=True,
+                            text=True,
+                            cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(
+        list((tmp_path / 'generated').rglob('*.jpg')) +
+        list((tmp_path / 'generated').rglob('*.png'))) == FRAMES
 
 
 # ------------------------------------------------- the authors' formulas, applied by hand
