@@ -9,8 +9,8 @@ Two outputs (see :class:`TrackletConditioning`):
 
 Where an instance is not visible, its box feature and its category vector are replaced by
 learned null vectors: that is how disappearance and re-appearance are expressed. Everything is
-computed on whole (B, F, N) tensors; frames and slots have no maximum (sinusoidal codes, no
-learned tables sized F or N).
+computed on whole (B, F, N) tensors; by default frames and slots have no maximum (sinusoidal
+codes, no learned tables sized F or N).
 
 Initialisation (``init_weights``): the null vectors and the identity projection are zero, so at
 step 0 a token depends only on its own box and category, and the identity embedding grows only
