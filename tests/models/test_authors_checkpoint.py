@@ -139,7 +139,7 @@ def converted(tmp_path_factory):
         UNet3DConditionModel(**UNET).to_json_string().replace(
             '"_class_name": "UNet3DConditionModel"',
             '"_class_name": "UNet3DConditionModel", "attention_type": "gated"'))
-    out = tmp / 'authors_t2v.pth'
+    out = tmp / 'work_dirs' / 'authors_t2v.pth'  # a folder the converter creates
     result = subprocess.run([
         sys.executable,
         str(ROOT / 'tools/convert_authors_checkpoint.py'),

@@ -20,6 +20,7 @@ The architecture is ``configs/_base_/models/trackdiffusion_authors_t2v.py``; the
 here, every one reported, and any key, shape or architecture field that does not fit is an
 error naming it (docs/pretrained.md, "The authors' released weights").
 """
+import os
 import os.path as osp
 import re
 from collections.abc import Callable
@@ -242,9 +243,6 @@ def convert_authors_checkpoint(src: str,
         FileNotFoundError: ``src``, its ``config.json`` or weights are missing.
         AuthorsCheckpointError: an architecture field, key or shape that does not fit.
     """
-    out_dir = osp.dirname(osp.abspath(out))
-    if not osp.isdir(out_dir):
-        raise FileNotFoundError(f"output folder '{out_dir}' does not exist")
     subfolder = find_unet_folder(src)
     folder, config = read_folder_config(src, subfolder, what="the authors' UNet")
     check_authors_config(config, dict(cfg.model.generator), folder)
@@ -259,6 +257,7 @@ def convert_authors_checkpoint(src: str,
         for name, _ in model.named_parameters() if name.startswith('data_preprocessor.')
     }  # VAE and text encoder: built from their own folders, never stored
     state = {k: v for k, v in model.state_dict().items() if k not in frozen_inputs}
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     torch.save(
         dict(
             meta=dict(
