@@ -277,3 +277,45 @@ def test_clip_category_embedding_missing_files(tmp_path):
         CLIPCategoryEmbedding(str(tmp_path / 'clip'), CLASS_NAMES)
     with pytest.raises(ValueError, match='prompt'):
         CLIPCategoryEmbedding(str(tmp_path / 'clip'), CLASS_NAMES, prompt='no slot')
+
+
+# ---------------------------------------------------------------- the authors' layout options
+def test_gligen_box_encoding_is_diffusers_gligen_fourier_code():
+    from diffusers.models.embeddings import get_fourier_embeds_from_boundingbox
+
+    from mmtrackgen.models.conditioning.fourier import gligen_fourier_embedding
+    boxes = torch.rand(2, 5, 4)
+    torch.testing.assert_close(
+        gligen_fourier_embedding(boxes, 8), get_fourier_embeds_from_boundingbox(8, boxes))
+
+
+def test_identity_table_layout_holds_as_many_slots_as_rows():
+    encoder = make_encoder(
+        identity_embedding='table',
+        num_identity_slots=2,
+        box_encoding='gligen',
+        track_block='attention',
+        track_head_dim=8,
+        track_frame_positions=False,
+        track_out_norm=False)
+    assert not hasattr(encoder, 'identity_proj')
+    with torch.no_grad():
+        encoder.identity_table.weight.normal_()
+    boxes, visible, labels = make_tracklets(1, 3, 2)
+    cond = encoder(boxes, visible, labels)
+    assert cond.tokens.shape == (1, 3, 2, 32) and cond.track_features.shape == (1, 2, 3, 16)
+    boxes, visible, labels = make_tracklets(1, 3, 3)
+    with pytest.raises(ValueError, match='3 instance slots but the identity table'):
+        encoder(boxes, visible, labels)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(identity_embedding='table'), 'num_identity_slots must be set'),
+    (dict(num_identity_slots=4), 'num_identity_slots must be set'),
+    (dict(box_encoding='fourier'), 'box_encoding must be one of'),
+    (dict(track_block='mlp'), 'track_block must be one of'),
+    (dict(track_head_dim=8), "only with track_block='attention'"),
+])
+def test_layout_options_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_encoder(**kwargs)

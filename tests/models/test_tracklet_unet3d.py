@@ -448,3 +448,59 @@ def test_within_boxes_a_box_reaches_only_the_tokens_it_covers():
     assert change[covered].min() > 0
     # Outside cells attend only to the (unchanged) visual tokens; the feed-forward is per token.
     assert change[~covered].max() < 1e-5
+
+
+# The authors' released layout (configs/_base_/models/trackdiffusion_authors_t2v.py), tiny.
+AUTHORS_LAYOUT = dict(
+    grounding_mask_invisible=False,
+    enhancer_placement='transformer_block',
+    enhancer_num_heads=8,
+    enhancer_options=dict(
+        fuse_layers=3,
+        frame_positions=False,
+        frame_ff=False,
+        norm_instances=False,
+        mask_invisible=False,
+        roi_aligned=False),
+    temporal_frame_embeddings=4)
+
+
+def test_the_authors_layout_starts_as_the_stock_unet_and_its_new_layers_act():
+    torch.manual_seed(0)
+    stock = UNet3DConditionModel(**TINY).eval()
+    model = build(seed=1, **AUTHORS_LAYOUT)
+    missing = model.load_state_dict(stock.state_dict(), strict=False).missing_keys
+    assert all(is_new_key(k) or '.time_embedder.' in k for k in missing)
+    assert any('.transformer_blocks.0.instance_enhancer.' in k for k in missing)
+    assert not any(k.startswith('down_blocks.') and '.instance_enhancer.' in k for k in missing)
+    sample, timestep, text = make_inputs()
+    tracklets = make_tracklets(2, 4, 3)
+    with torch.no_grad():
+        expected = stock(sample, timestep, text).sample
+        torch.testing.assert_close(
+            model(sample, timestep, text, tracklets=tracklets).sample, expected, rtol=0,
+            atol=1e-6)  # zero gates, zero frame tables: the stock UNet
+        model.transformer_in.time_embedder.weight.normal_()
+        with_frames = model(sample, timestep, text, tracklets=tracklets).sample
+        set_gates(model, 0.5)
+        out = model(sample, timestep, text, tracklets=tracklets).sample
+        ghost = make_tracklets(2, 4, 1, seed=7)
+        ghost.visible = torch.zeros_like(ghost.visible)
+        padded = model(sample, timestep, text, tracklets=concat_slots(tracklets, ghost)).sample
+    assert (with_frames - expected).abs().max() > 1e-4
+    assert (out - with_frames).abs().max() > 1e-4
+    # unmasked, as GLIGEN and the authors: a padded (never visible) slot is a key too
+    assert (padded - out).abs().max() > 1e-6
+
+
+def test_the_authors_layout_options_are_checked():
+    with pytest.raises(ValueError, match=r"`enhancer_options` has \['bogus'\]"):
+        build(**{**AUTHORS_LAYOUT, 'enhancer_options': dict(bogus=1)})
+    with pytest.raises(ValueError, match='`enhancer_placement` must be one of'):
+        build(enhancer_placement='after_everything')
+    with pytest.raises(ValueError, match='`temporal_frame_embeddings`'):
+        build(temporal_frame_embeddings=0)
+    model = build(**AUTHORS_LAYOUT)
+    sample, timestep, text = make_inputs(frames=5)
+    with pytest.raises(ValueError, match='5 frames, but the learned frame embedding'):
+        model(sample, timestep, text, tracklets=make_tracklets(2, 5, 2))

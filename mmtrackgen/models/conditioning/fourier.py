@@ -2,6 +2,8 @@
 
 - :func:`fourier_embedding`: boxes -> sin/cos features at octave frequencies, so that an MLP can
   resolve fine box positions (the tracklet encoder's box feature: 4 coords x 2 x 8 = 64-d).
+- :func:`gligen_fourier_embedding`: GLIGEN's box encoding (frequencies ``100^(k/K)``,
+  frequency-major), which checkpoints trained with diffusers' GLIGEN position net expect.
 - :func:`sinusoidal_positions`: integer positions (frame index, slot index) -> the transformer
   code. It is computed, not looked up, so there is no maximum number of frames or slots.
 """
@@ -29,6 +31,35 @@ def fourier_embedding(x: torch.Tensor, num_freqs: int) -> torch.Tensor:
     angles = x.unsqueeze(-1) * freqs  # (..., C, K)
     features = torch.cat([angles.sin(), angles.cos()], dim=-1)  # (..., C, 2K)
     return features.flatten(-2)  # (..., C * 2K)
+
+
+def gligen_fourier_embedding(x: torch.Tensor,
+                             num_freqs: int,
+                             temperature: float = 100.0) -> torch.Tensor:
+    """GLIGEN's Fourier box features: sin and cos at frequencies ``temperature^(k / K)``.
+
+    The encoding of diffusers' ``GLIGENTextBoundingboxProjection`` (and of the TrackDiffusion
+    authors' position net, which extends it). Its frequencies and its order differ from
+    :func:`fourier_embedding`'s, so a layer trained on one reads the other as different boxes.
+
+    Args:
+        x: (..., C) coordinates, typically xyxy boxes in [0, 1] (C = 4).
+        num_freqs: number of frequencies K (>= 1).
+        temperature: the highest frequency is ``temperature^((K-1)/K)``.
+
+    Returns:
+        (..., K * 2 * C), frequency-major: for frequency k the block
+        ``[sin(w_k x_1), ..., sin(w_k x_C), cos(w_k x_1), ..., cos(w_k x_C)]``.
+    """
+    if num_freqs < 1:
+        raise ValueError(f'num_freqs must be >= 1, got {num_freqs}')
+    if not x.is_floating_point():
+        raise ValueError(f'x must be a floating tensor, got dtype {x.dtype}')
+    exponents = torch.arange(num_freqs, device=x.device, dtype=x.dtype) / num_freqs  # (K,)
+    freqs = temperature**exponents  # (K,)
+    angles = x.unsqueeze(-2) * freqs[:, None]  # (..., K, C)
+    features = torch.stack([angles.sin(), angles.cos()], dim=-2)  # (..., K, 2, C)
+    return features.flatten(-3)  # (..., K * 2 * C)
 
 
 def sinusoidal_positions(positions: torch.Tensor, dim: int, base: float = 10000.0) -> torch.Tensor:

@@ -134,6 +134,10 @@ class GatedGrounding(GatedSelfAttentionDense):
             linear layer) to the visual and instance rows; None adds none (GLIGEN's layout).
         within_boxes: a visual token attends to an instance token only when its cell lies in
             the instance's box (all visual tokens stay visible to each other).
+        mask_invisible: invisible instances are masked out of the keys (the default). False
+            (without ``within_boxes``) keeps every slot's token as a key, the null tokens of
+            empty slots included, which is GLIGEN's (and the authors' released model's) layout:
+            there the number of padded slots changes the output.
     """
 
     def __init__(self,
@@ -142,7 +146,8 @@ class GatedGrounding(GatedSelfAttentionDense):
                  n_heads: int,
                  d_head: int,
                  position_freqs: int | None = None,
-                 within_boxes: bool = False):
+                 within_boxes: bool = False,
+                 mask_invisible: bool = True):
         for name, value in (('query_dim', query_dim), ('context_dim', context_dim),
                             ('n_heads', n_heads), ('d_head', d_head),
                             ('position_freqs', 1 if position_freqs is None else position_freqs)):
@@ -152,6 +157,7 @@ class GatedGrounding(GatedSelfAttentionDense):
         self.attn.set_processor(SharedMaskAttnProcessor())
         self.position_freqs = position_freqs
         self.within_boxes = within_boxes
+        self.mask_invisible = mask_invisible
         self.position = None if position_freqs is None else nn.Linear(8 * position_freqs, query_dim)
 
     @torch.no_grad()
@@ -186,8 +192,10 @@ class GatedGrounding(GatedSelfAttentionDense):
         if self.within_boxes:
             grid = self._grid(objs, num_visual)
             keep = cells_in_boxes(objs.frame_major(objs.boxes), visible, grid)  # (B*F, HW, N)
-        else:
+        elif self.mask_invisible:
             keep = visible[:, None, :]  # (B*F, 1, N)
+        else:  # every slot is a key, empty ones (null tokens) included
+            keep = torch.ones_like(visible)[:, None, :]  # (B*F, 1, N)
         attended = self.attn(
             visual,  # (B*F, HW, C): only the visual rows are kept, so only they are queries
             encoder_hidden_states=torch.cat([visual, instances], dim=1),  # (B*F, HW + N, C)

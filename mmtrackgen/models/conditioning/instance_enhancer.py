@@ -20,6 +20,13 @@ Fourier box embedding of the visual token's cell and of the instance's box (see
 
 A frame with no visible instance is left exactly as it was (its update is multiplied by 0),
 so an instance invisible in every frame has no effect and N = 0 is the identity.
+
+The defaults are this project's design. The options ``fuse_layers``, ``frame_positions``,
+``frame_ff``, ``norm_instances``, ``mask_invisible`` and ``roi_aligned`` also express the
+authors' released "injector" (a 3-layer fusion MLP, a bare residual frame attention, un-normalised
+and unmasked instance keys, unaligned RoIAlign), which runs inside the transformer blocks on the
+block's tokens: :meth:`InstanceEnhancer.enhance_tokens` (see ``TrackletUNet3D``'s
+``enhancer_placement``).
 """
 import torch
 from diffusers.models.attention import FeedForward
@@ -72,6 +79,15 @@ class InstanceEnhancer(nn.Module):
             step-4 queries and keys; None adds none.
         within_boxes: in step 4 a visual token attends only to the instances whose boxes cover
             its cell; tokens outside every box are left as they were.
+        fuse_layers: linear layers of the step-2 fusion MLP (SiLU between, width C).
+        frame_positions: add the frames' sinusoidal code before the step-3 attention.
+        frame_ff: follow the step-3 attention with a pre-norm feed-forward.
+        norm_instances: LayerNorm the instance features used as step-4 keys.
+        mask_invisible: step 4 attends only to visible instances and leaves frames without one
+            as they were (the default). False attends to every slot, null features included, as
+            the authors' model does; then the number of padded slots changes the output.
+        roi_aligned: RoIAlign with ``aligned=True`` (half-pixel offset); False is torchvision's
+            default, which the authors' model used.
     """
 
     def __init__(self,
@@ -80,11 +96,18 @@ class InstanceEnhancer(nn.Module):
                  num_heads: int,
                  ff_mult: int = 4,
                  position_freqs: int | None = None,
-                 within_boxes: bool = False):
+                 within_boxes: bool = False,
+                 fuse_layers: int = 2,
+                 frame_positions: bool = True,
+                 frame_ff: bool = True,
+                 norm_instances: bool = True,
+                 mask_invisible: bool = True,
+                 roi_aligned: bool = True):
         super().__init__()
         self.roi_align = roi_align_op()  # resolved here: a missing kernel fails at build time
         for name, value in (('channels', channels), ('track_dim', track_dim),
                             ('num_heads', num_heads), ('ff_mult', ff_mult),
+                            ('fuse_layers', fuse_layers),
                             ('position_freqs', 1 if position_freqs is None else position_freqs)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(
@@ -99,16 +122,19 @@ class InstanceEnhancer(nn.Module):
         # 1. RoI features; invisible entries take this learned null feature.
         self.null_feature = nn.Parameter(torch.zeros(channels))
         # 2. Fusion with the tracklet branch.
-        self.fuse = nn.Sequential(
-            nn.Linear(channels + track_dim, channels), nn.SiLU(), nn.Linear(channels, channels))
+        layers = [nn.Linear(channels + track_dim, channels)]
+        for _ in range(fuse_layers - 1):
+            layers += [nn.SiLU(), nn.Linear(channels, channels)]
+        self.fuse = nn.Sequential(*layers)
         # 3. Cross-frame instance attention (a pre-norm transformer layer over frames).
         self.frame_norm1 = nn.LayerNorm(channels)
         self.frame_attn = Attention(query_dim=channels, heads=num_heads, dim_head=head_dim)
-        self.frame_norm2 = nn.LayerNorm(channels)
-        self.frame_ff = FeedForward(channels, mult=ff_mult, activation_fn='geglu')
+        if frame_ff:
+            self.frame_norm2 = nn.LayerNorm(channels)
+            self.frame_ff = FeedForward(channels, mult=ff_mult, activation_fn='geglu')
         # 4. Visual tokens -> instance features, through zero-initialised tanh gates.
         self.norm_visual = nn.LayerNorm(channels)
-        self.norm_instance = nn.LayerNorm(channels)
+        self.norm_instance = nn.LayerNorm(channels) if norm_instances else nn.Identity()
         self.attn = Attention(
             query_dim=channels,
             heads=num_heads,
@@ -120,6 +146,10 @@ class InstanceEnhancer(nn.Module):
         self.alpha_dense = nn.Parameter(torch.tensor(0.0))
         self.position_freqs = position_freqs
         self.within_boxes = within_boxes
+        self.frame_positions = frame_positions
+        self.has_frame_ff = frame_ff
+        self.mask_invisible = mask_invisible
+        self.roi_aligned = roi_aligned
         self.position = None if position_freqs is None else nn.Linear(8 * position_freqs, channels)
 
     @torch.no_grad()
@@ -137,9 +167,23 @@ class InstanceEnhancer(nn.Module):
         self.alpha_dense.zero_()
 
     def forward(self, feature_map: torch.Tensor, objs: TrackletConditioning) -> torch.Tensor:
-        """feature_map: (B*F, C, H, W) -> (B*F, C, H, W)."""
+        """feature_map: (B*F, C, H, W) -> (B*F, C, H, W); RoIs pooled from the map itself."""
+        height, width = feature_map.shape[-2:]
+        x = feature_map.flatten(2).transpose(1, 2)  # (B*F, HW, C)
+        x = self.enhance_tokens(x, feature_map, objs)  # (B*F, HW, C)
+        return x.transpose(1, 2).unflatten(2, (height, width))  # (B*F, C, H, W)
+
+    def enhance_tokens(self, x: torch.Tensor, feature_map: torch.Tensor,
+                       objs: TrackletConditioning) -> torch.Tensor:
+        """x: (B*F, HW, C) visual tokens of an (H, W) map -> (B*F, HW, C), with the instance
+        features RoI-pooled from ``feature_map`` (B*F, C, H, W): the same tokens as a map, or,
+        inside a transformer block, the map that entered its transformer."""
         batch_size, num_frames, num_slots = objs.visible.shape
         num_frames_batch, channels, height, width = feature_map.shape
+        if x.shape != (num_frames_batch, height * width, channels):
+            raise ValueError(
+                f'InstanceEnhancer: tokens of shape {tuple(x.shape)} do not match the RoI map '
+                f'{tuple(feature_map.shape)} (B*F, C, H, W).')
         if num_frames_batch != batch_size * num_frames:
             raise ValueError(
                 f'InstanceEnhancer: the feature map holds {num_frames_batch} frames but the '
@@ -149,7 +193,7 @@ class InstanceEnhancer(nn.Module):
                 f'InstanceEnhancer: built for {self.channels} channels, got {channels}.')
         visible = objs.frame_major(objs.visible).bool()  # (B*F, N)
         if num_slots == 0:
-            return feature_map
+            return x
 
         # 1. One RoI per (frame, instance), all in one call; null feature where invisible. An
         # invisible entry is pooled as an empty box (no samples: zeros, no gradient) and dropped,
@@ -170,7 +214,7 @@ class InstanceEnhancer(nn.Module):
             spatial_scale=1.0,
             sampling_ratio=0,
             pool_mode='avg',
-            aligned=True)  # (B*F*N, C, 1, 1)
+            aligned=self.roi_aligned)  # (B*F*N, C, 1, 1)
         roi_features = roi_features.view(num_frames_batch, num_slots,
                                          channels).to(feature_map.dtype)  # (B*F, N, C)
         instances = roi_features.where(visible[..., None],
@@ -184,12 +228,15 @@ class InstanceEnhancer(nn.Module):
         # 3. Each instance attends over its own F frames.
         per_instance = instances.unflatten(0, (batch_size, num_frames))  # (B, F, N, C)
         per_instance = per_instance.transpose(1, 2).flatten(0, 1)  # (B*N, F, C)
-        frames = torch.arange(num_frames, device=feature_map.device)  # (F,)
-        positions = get_timestep_embedding(
-            frames, channels, flip_sin_to_cos=True, downscale_freq_shift=0)  # (F, C)
-        per_instance = per_instance + positions.to(feature_map.dtype)  # (B*N, F, C)
+        if self.frame_positions:
+            frames = torch.arange(num_frames, device=feature_map.device)  # (F,)
+            positions = get_timestep_embedding(
+                frames, channels, flip_sin_to_cos=True, downscale_freq_shift=0)  # (F, C)
+            per_instance = per_instance + positions.to(feature_map.dtype)  # (B*N, F, C)
         per_instance = per_instance + self.frame_attn(self.frame_norm1(per_instance))  # (B*N, F, C)
-        per_instance = per_instance + self.frame_ff(self.frame_norm2(per_instance))  # (B*N, F, C)
+        if self.has_frame_ff:
+            per_instance = per_instance + self.frame_ff(
+                self.frame_norm2(per_instance))  # (B*N, F, C)
         instances = per_instance.unflatten(0, (batch_size, num_slots))  # (B, N, F, C)
         instances = instances.transpose(1, 2).flatten(0, 1)  # (B*F, N, C)
 
@@ -200,12 +247,13 @@ class InstanceEnhancer(nn.Module):
         if self.within_boxes:
             allowed = cells_in_boxes(objs.frame_major(objs.boxes), visible,
                                      (height, width))  # (B*F, HW, N)
-        else:
+        elif self.mask_invisible:
             allowed = visible[:, None, :]  # (B*F, 1, N)
+        else:  # every slot, null features included, as the authors' model
+            allowed = torch.ones_like(visible)[:, None, :]  # (B*F, 1, N)
         has_instance = allowed.any(dim=2, keepdim=True)  # (B*F, HW or 1, 1)
         keep = allowed | ~has_instance  # (B*F, HW or 1, N)
-        frame_gate = has_instance.to(feature_map.dtype)  # (B*F, HW or 1, 1)
-        x = feature_map.flatten(2).transpose(1, 2)  # (B*F, HW, C)
+        frame_gate = has_instance.to(x.dtype)  # (B*F, HW or 1, 1)
         queries = self.norm_visual(x)  # (B*F, HW, C)
         keys = self.norm_instance(instances)  # (B*F, N, C)
         if self.position is not None:
@@ -221,4 +269,4 @@ class InstanceEnhancer(nn.Module):
         )  # (B*F, HW, C)
         x = x + frame_gate * self.alpha_attn.tanh() * attended  # (B*F, HW, C)
         x = x + frame_gate * self.alpha_dense.tanh() * self.ff(self.norm_dense(x))  # (B*F, HW, C)
-        return x.transpose(1, 2).unflatten(2, (height, width))  # (B*F, C, H, W)
+        return x

@@ -18,12 +18,16 @@ class TrackletConditioning:
         visible: (B, F, N) bool; invisible entries never reach the visual tokens.
         frame_size: (H, W) of the generator's input frames, set by the generator so layers that
             see flattened tokens can place them (:func:`token_grid_shape`); None until then.
+        feature_map: (B*F, C, H, W), the map entering the spatial transformer being run, set by
+            the generator (only while that transformer runs) for Instance Enhancers placed
+            inside its blocks, which pool their RoIs from it; None elsewhere.
     """
     tokens: torch.Tensor
     track_features: torch.Tensor
     boxes: torch.Tensor
     visible: torch.Tensor
     frame_size: tuple[int, int] | None = None
+    feature_map: torch.Tensor | None = None
 
     @property
     def num_frames(self) -> int:

@@ -16,8 +16,16 @@ stock state-dict key stays as it was and a stock checkpoint loads without renami
 
 Both start as the identity (zero-initialised tanh gates), so the model starts as the stock UNet.
 Spatial layers see frames as batch: index ``b * F + f``.
+
+``enhancer_placement='transformer_block'`` puts the enhancers inside the spatial
+``BasicTransformerBlock`` s instead (child ``instance_enhancer`` of each block, run on the block's
+tokens right after its ``fuser``, RoIs pooled from the map that entered the transformer), and
+``temporal_frame_embeddings`` adds a learned frame table to every temporal transformer: with
+these and the conditioning modules' options the model takes the layout of the authors' released
+checkpoint (``configs/_base_/models/trackdiffusion_authors_t2v.py``).
 """
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +48,10 @@ from .generator_utils import (CheckpointedForward, TrackletUNetMixin, check_posi
                               contiguous_input_without_grad, partition_modules)
 
 OWNER = 'TrackletUNet3D'
+ENHANCER_PLACEMENTS = ('transformer_output', 'transformer_block')
+# InstanceEnhancer arguments `enhancer_options` may set (the others have their own UNet option).
+ENHANCER_OPTIONS = ('fuse_layers', 'frame_positions', 'frame_ff', 'norm_instances',
+                    'mask_invisible', 'roi_aligned')
 # Modules whose forward runs under activation checkpointing when it is enabled.
 CHECKPOINTED_MODULES = (ResnetBlock2D, TemporalConvLayer, Transformer2DModel,
                         TransformerTemporalModel, InstanceEnhancer)
@@ -59,6 +71,43 @@ def _enhance_transformer_output(transformer: Transformer2DModel, args: tuple,
         return (transformer.instance_enhancer(output[0], gligen['objs']), *output[1:])
     return Transformer2DModelOutput(
         sample=transformer.instance_enhancer(output.sample, gligen['objs']))
+
+
+def _pass_transformer_input(transformer: Transformer2DModel, args: tuple,
+                            kwargs: dict[str, Any]) -> tuple | None:
+    """Forward pre-hook of a spatial ``Transformer2DModel`` whose blocks hold enhancers: the
+    tracklets its blocks receive carry the transformer's input map (B*F, C, H, W), which those
+    enhancers pool their RoIs from."""
+    cross_attention_kwargs = kwargs.get('cross_attention_kwargs') or {}
+    gligen = cross_attention_kwargs.get('gligen')
+    if gligen is None:
+        return None
+    objs = dataclasses.replace(gligen['objs'], feature_map=args[0])
+    gligen = {**gligen, 'objs': objs}
+    return args, {**kwargs, 'cross_attention_kwargs': {**cross_attention_kwargs, 'gligen': gligen}}
+
+
+def _enhance_block_tokens(block: BasicTransformerBlock, fuser: nn.Module, args: tuple,
+                          output: torch.Tensor) -> torch.Tensor:
+    """Forward hook of the ``fuser`` of a block that holds an ``instance_enhancer``: the tokens
+    the fuser returns (B*F, HW, C) are enhanced next, before the block's cross-attention."""
+    objs = args[1]
+    if objs.feature_map is None:
+        raise ValueError(f'{OWNER}: an Instance Enhancer inside a transformer block needs the '
+                         "map that entered its transformer (`tracklets.feature_map`); call the "
+                         'transformer through TrackletUNet3D.forward.')
+    return block.instance_enhancer.enhance_tokens(output, objs.feature_map, objs)
+
+
+def _add_frame_embedding(table: nn.Embedding, proj_in: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook of a temporal transformer's ``proj_in``: its input (B*H*W, F, C), the
+    normalised map with frames as sequence, gets the learned code of each frame added."""
+    x = args[0]
+    num_frames = x.shape[1]
+    if num_frames > table.num_embeddings:
+        raise ValueError(f'{OWNER}: {num_frames} frames, but the learned frame embedding '
+                         f'(temporal_frame_embeddings) has {table.num_embeddings} rows.')
+    return (x + table.weight[:num_frames].to(x.dtype), *args[1:])  # (B*H*W, F, C)
 
 
 @MODELS.register_module()
@@ -97,6 +146,18 @@ class TrackletUNet3D(TrackletUNetMixin, UNet3DConditionModel):
             ``C // attention_head_dim`` heads. A Stable Diffusion 1.x UNet2D inflated into this
             model was trained with ``attention_head_dim`` heads (SD counts heads with that
             option); its loader passes them here, and the saved config keeps them.
+        grounding_mask_invisible: grounding masks invisible instances out of its keys (the
+            default); False attends to every slot's token, as GLIGEN (see
+            :class:`GatedGrounding`).
+        enhancer_placement: ``'transformer_output'`` (the default: an enhancer per spatial
+            transformer, applied to its output map) or ``'transformer_block'`` (an enhancer per
+            ``BasicTransformerBlock``, on its tokens after the fuser, RoIs from the map that
+            entered the transformer: the authors' layout).
+        enhancer_options: further :class:`InstanceEnhancer` arguments, of
+            :data:`ENHANCER_OPTIONS` (e.g. ``dict(fuse_layers=3, frame_ff=False)``).
+        temporal_frame_embeddings: None (the default) or T: every temporal transformer
+            (``transformer_in`` too) gets ``time_embedder``, a learned (T, C) frame table added
+            to its normalised input, zero-initialised; clips may then have at most T frames.
 
     The resolved block lists are written back to the config, so ``config.json`` names exactly
     the blocks that carry new layers.
@@ -144,11 +205,25 @@ class TrackletUNet3D(TrackletUNetMixin, UNet3DConditionModel):
         ground_within_boxes: bool = False,
         gate_init: float = 0.0,
         spatial_attention_heads: int | Sequence[int] | None = None,
+        grounding_mask_invisible: bool = True,
+        enhancer_placement: str = 'transformer_output',
+        enhancer_options: dict[str, Any] | None = None,
+        temporal_frame_embeddings: int | None = None,
     ):
         # Check the new arguments before building anything.
         check_tracklet_layer_args(OWNER, grounding_context_dim, grounding_blocks,
                                   enhancer_track_dim, enhancer_blocks, enhancer_num_heads,
                                   enhancer_ff_mult, token_position_freqs)
+        if enhancer_placement not in ENHANCER_PLACEMENTS:
+            raise ValueError(f'{OWNER}: `enhancer_placement` must be one of '
+                             f'{list(ENHANCER_PLACEMENTS)}, got {enhancer_placement!r}.')
+        enhancer_options = dict(enhancer_options or {})
+        unknown = sorted(set(enhancer_options) - set(ENHANCER_OPTIONS))
+        if unknown:
+            raise ValueError(f'{OWNER}: `enhancer_options` has {unknown}; allowed: '
+                             f'{list(ENHANCER_OPTIONS)}.')
+        check_positive_int(
+            OWNER, 'temporal_frame_embeddings', temporal_frame_embeddings, optional=True)
         if isinstance(spatial_attention_heads, Sequence):
             spatial_attention_heads = tuple(spatial_attention_heads)  # a list from config.json
             if len(spatial_attention_heads) != len(block_out_channels):
@@ -202,7 +277,8 @@ class TrackletUNet3D(TrackletUNetMixin, UNet3DConditionModel):
                         block.num_attention_heads,
                         block.attention_head_dim,
                         position_freqs=token_position_freqs,
-                        within_boxes=ground_within_boxes)
+                        within_boxes=ground_within_boxes,
+                        mask_invisible=grounding_mask_invisible)
 
         for name in enhancer_blocks:
             for transformer in spatial[name]:
@@ -212,14 +288,34 @@ class TrackletUNet3D(TrackletUNetMixin, UNet3DConditionModel):
                     raise ValueError(
                         f'{OWNER}: `enhancer_num_heads` ({num_heads}) must divide the '
                         f'{channels} channels of the spatial transformers of {name!r}.')
-                transformer.instance_enhancer = InstanceEnhancer(
+                build_enhancer = functools.partial(
+                    InstanceEnhancer,
                     channels,
                     enhancer_track_dim,
                     num_heads,
                     ff_mult=enhancer_ff_mult,
                     position_freqs=token_position_freqs,
-                    within_boxes=ground_within_boxes)
-                transformer.register_forward_hook(_enhance_transformer_output, with_kwargs=True)
+                    within_boxes=ground_within_boxes,
+                    **enhancer_options)
+                if enhancer_placement == 'transformer_output':
+                    transformer.instance_enhancer = build_enhancer()
+                    transformer.register_forward_hook(
+                        _enhance_transformer_output, with_kwargs=True)
+                    continue
+                for block in transformer.transformer_blocks:
+                    block.instance_enhancer = build_enhancer()
+                    block.fuser.register_forward_hook(
+                        functools.partial(_enhance_block_tokens, block))
+                transformer.register_forward_pre_hook(_pass_transformer_input, with_kwargs=True)
+
+        if temporal_frame_embeddings is not None:
+            for module in list(self.modules()):
+                if isinstance(module, TransformerTemporalModel):
+                    module.time_embedder = nn.Embedding(temporal_frame_embeddings,
+                                                        module.in_channels)
+                    nn.init.zeros_(module.time_embedder.weight)  # starts as without it
+                    module.proj_in.register_forward_pre_hook(
+                        functools.partial(_add_frame_embedding, module.time_embedder))
 
         if spatial_attention_heads is not None:
             self._set_spatial_attention_heads(spatial_attention_heads)
