@@ -14,6 +14,7 @@ meant for the page (it names the row, instance, frame or file), never a tracebac
 """
 import math
 import os.path as osp
+import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -191,6 +192,16 @@ def interpolate_track(keys: Sequence[tuple[int, Optional[tuple]]],
     return boxes, visible
 
 
+def check_clip_name(name: Optional[str]) -> str:
+    """The name of the generated clip (its folder in the zip): letters, digits, ``_ . -``;
+    blank gives :data:`PAGE_CLIP_NAME`."""
+    name = (name or '').strip() or PAGE_CLIP_NAME
+    if not re.fullmatch(r'[A-Za-z0-9_.-]+', name) or name in ('.', '..'):
+        raise PageInputError(f"clip name '{name}' can only hold letters, digits, '_', '.' and "
+                             "'-' (it names the clip's folder)")
+    return name
+
+
 def keyframes_to_layout(keyframes: Sequence[Keyframe],
                         spec: PageSpec,
                         name: str = PAGE_CLIP_NAME,
@@ -216,7 +227,7 @@ def keyframes_to_layout(keyframes: Sequence[Keyframe],
         keys = [(key.frame, key.box) for key in by_instance[instance]]
         boxes[:, n], visible[:, n] = interpolate_track(keys, num_frames)
     layout = TrackletLayout(
-        name=name,
+        name=check_clip_name(name),
         image_size=tuple(spec.image_size),
         boxes=boxes,
         visible=visible,

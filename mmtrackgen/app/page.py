@@ -14,7 +14,7 @@ import numpy as np
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
 from mmtrackgen.generation.runner import GenerationInputError
 from .canvas import canvas_value, rows_from_table, set_frame_from_canvas
-from .editor import (KEYFRAME_COLUMNS, PageInputError, fit_layout, keyframes_to_layout,
+from .editor import (KEYFRAME_COLUMNS, PAGE_CLIP_NAME, PageInputError, fit_layout, keyframes_to_layout,
                      layout_to_keyframes, parse_keyframes, read_layout_file)
 from .media import display_scale, preview_strip
 from .session import PageModel
@@ -68,8 +68,8 @@ def build_page(model: PageModel, title: str = 'mmtrackgen: tracklets to video'):
     labels = list(spec.classes) + [f'{c} {i}' for i in range(1, spec.num_slots + 1)
                                    for c in spec.classes]
 
-    def layout_of(table):
-        return keyframes_to_layout(parse_keyframes(rows_from_table(table), spec), spec)
+    def layout_of(table, name=None):
+        return keyframes_to_layout(parse_keyframes(rows_from_table(table), spec), spec, name)
 
     def show_frame(table, frame):
         return canvas_value(rows_from_table(table), int(frame), spec, scale)
@@ -102,15 +102,15 @@ def build_page(model: PageModel, title: str = 'mmtrackgen: tracklets to video'):
     def load_clip(layout):
         rows = layout_to_keyframes(layout)
         try:
-            strip = preview_strip(layout_of(rows), spec.classes)
+            strip = preview_strip(layout_of(rows, layout.name), spec.classes)
             message = ok(f"loaded clip '{layout.name}': {layout.num_instances} instances, "
                          f'{len(rows)} keyframe rows')
         except USER_ERRORS as e:  # loaded for editing, but not generatable as it is
             strip, message = None, problem(f"loaded clip '{layout.name}', but {e}")
-        return rows, strip, message, show_frame(rows, 0), 0
+        return rows, strip, message, show_frame(rows, 0), 0, layout.name
 
     def upload(file):
-        nothing = (gr.update(), ) * 5
+        nothing = (gr.update(), ) * 6
         if file is None:
             return nothing + (gr.update(), )
         path = file if isinstance(file, str) else file.name
@@ -128,21 +128,21 @@ def build_page(model: PageModel, title: str = 'mmtrackgen: tracklets to video'):
 
     def pick_uploaded(name):
         if name not in uploaded:
-            return (gr.update(), ) * 5
+            return (gr.update(), ) * 6
         return load_clip(uploaded[name])
 
     def pick_dataset(name):
         if name not in by_name:
-            return (gr.update(), ) * 5
+            return (gr.update(), ) * 6
         return load_clip(by_name[name])
 
     def clear():
-        return [], None, ok('cleared'), show_frame([], 0), 0
+        return [], None, ok('cleared'), show_frame([], 0), 0, PAGE_CLIP_NAME
 
-    def generate(table, seed, steps, guidance, progress=gr.Progress()):
+    def generate(table, name, seed, steps, guidance, progress=gr.Progress()):
         empty = (None, None, None, None)
         try:
-            layout = layout_of(table)
+            layout = layout_of(table, name)
             progress((0, int(steps)), desc='sampling', unit='steps')
             result = model.generate(
                 layout,
@@ -209,6 +209,9 @@ def build_page(model: PageModel, title: str = 'mmtrackgen: tracklets to video'):
                     preview_button = gr.Button('Preview layout', elem_id='preview')
                     clear_button = gr.Button('Clear', elem_id='clear')
             with gr.Column(scale=1):
+                clip_name = gr.Textbox(
+                    PAGE_CLIP_NAME, label='clip name (the folder of the clip in the zip)',
+                    elem_id='clip-name')
                 strip = gr.Image(label='layout preview', interactive=False, elem_id='strip')
                 with gr.Row():
                     seed = gr.Number(0, label='seed', precision=0, minimum=0)
@@ -221,14 +224,18 @@ def build_page(model: PageModel, title: str = 'mmtrackgen: tracklets to video'):
                     label='generated | with the layout', autoplay=True, loop=True,
                     interactive=False, elem_id='video')
                 scores = gr.JSON(label='scores of this clip', elem_id='scores')
-                per_box = gr.Dataframe(label='per box', interactive=False, elem_id='per-box')
+                per_box = gr.Dataframe(
+                    headers=['frame', 'instance', 'category', *model.scores],
+                    label='per box',
+                    interactive=False,
+                    elem_id='per-box')
                 files = gr.File(
                     label='downloads: MP4, GIF, zip (CocoVID + tracklet JSON, as tools/generate.py)',
                     file_count='multiple',
                     interactive=False,
                     elem_id='downloads')
 
-        loaded = [table, strip, message, canvas, frame]
+        loaded = [table, strip, message, canvas, frame, clip_name]
         frame.change(show_frame, [table, frame], canvas)
         set_button.click(set_frame, [table, frame, canvas], [table, strip, message])
         file.upload(upload, file, loaded + [uploaded_clip])
@@ -236,7 +243,7 @@ def build_page(model: PageModel, title: str = 'mmtrackgen: tracklets to video'):
         dataset_clip.input(pick_dataset, dataset_clip, loaded)
         preview_button.click(preview, table, [strip, message])
         clear_button.click(clear, None, loaded)
-        generate_button.click(generate, [table, seed, steps, guidance],
+        generate_button.click(generate, [table, clip_name, seed, steps, guidance],
                               [video, scores, per_box, files, message])
     return page
 

@@ -203,6 +203,14 @@ def test_bad_canvas_boxes_get_a_page_message(boxes, message):
         set_frame_from_canvas(rows, 1, boxes, SPEC, scale=4)
 
 
+def test_the_clip_name_names_the_layout_and_must_be_a_folder_name():
+    rows = [[1, 'square', 0, 0, 0, 8, 8]]
+    assert keyframes_to_layout(parse_keyframes(rows, SPEC), SPEC, 'walk_2').name == 'walk_2'
+    assert keyframes_to_layout(parse_keyframes(rows, SPEC), SPEC, ' ').name == 'page'
+    with pytest.raises(PageInputError, match=r"clip name '../x' can only hold"):
+        keyframes_to_layout(parse_keyframes(rows, SPEC), SPEC, '../x')
+
+
 def test_box_labels():
     assert parse_box_label('circle 2', SPEC.classes) == ('circle', 2)
     assert parse_box_label(' cross ', SPEC.classes) == ('cross', None)
