@@ -9,8 +9,6 @@ import os
 import os.path as osp
 from typing import Optional
 
-import numpy as np
-
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
 from mmtrackgen.generation.runner import GenerationInputError
 from .canvas import canvas_value, rows_from_table, set_frame_from_canvas
@@ -110,19 +108,21 @@ def build_page(model: PageModel, title: str = 'mmtrackgen: tracklets to video'):
         return rows, strip, message, show_frame(rows, 0), 0, layout.name
 
     def upload(file):
+        """Loads the first clip of the file; a refused file is cleared from the upload box, so
+        the next one can be dropped in."""
         nothing = (gr.update(), ) * 6
         if file is None:
-            return nothing + (gr.update(), )
+            return nothing + (gr.update(), gr.update())
         path = file if isinstance(file, str) else file.name
         try:
             layouts = read_layout_file(path)
             fitted = [fit_layout(layout, spec) for layout in layouts]
         except USER_ERRORS as e:
-            return nothing[:2] + (problem(e), ) + nothing[3:] + (gr.update(), )
+            return nothing[:2] + (problem(e), ) + nothing[3:] + (gr.update(), None)
         uploaded.clear()
         uploaded.update({layout.name: layout for layout in fitted})
-        return load_clip(fitted[0]) + (gr.update(
-            choices=list(uploaded), value=fitted[0].name, visible=len(fitted) > 1), )
+        choices = gr.update(choices=list(uploaded), value=fitted[0].name, visible=len(fitted) > 1)
+        return load_clip(fitted[0]) + (choices, gr.update())
 
     uploaded: dict = {}
 
@@ -238,7 +238,7 @@ def build_page(model: PageModel, title: str = 'mmtrackgen: tracklets to video'):
         loaded = [table, strip, message, canvas, frame, clip_name]
         frame.change(show_frame, [table, frame], canvas)
         set_button.click(set_frame, [table, frame, canvas], [table, strip, message])
-        file.upload(upload, file, loaded + [uploaded_clip])
+        file.upload(upload, file, loaded + [uploaded_clip, file])
         uploaded_clip.input(pick_uploaded, uploaded_clip, loaded)
         dataset_clip.input(pick_dataset, dataset_clip, loaded)
         preview_button.click(preview, table, [strip, message])

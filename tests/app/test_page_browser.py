@@ -91,11 +91,12 @@ def test_load_generate_watch_and_download_in_chromium(page_url, browser, tmp_pat
     upload.send_keys(str(wrong))
     wait_for('the wrong-file message', lambda: 'not a layout file' in message_of(browser))
 
+    # Generating with nothing drawn: a message, no traceback.
+    generate.click()
+    wait_for('the empty-layout message', lambda: 'the layout has no box' in message_of(browser))
+
     good = tmp_path / 'crossing.json'
     good.write_text(json.dumps(LAYOUT))
-    browser.find_element(By.CSS_SELECTOR, '#layout-file button[aria-label="Clear"]').click() \
-        if browser.find_elements(By.CSS_SELECTOR, '#layout-file button[aria-label="Clear"]') \
-        else None
     upload = wait_for('the file input', lambda: browser.find_elements(
         By.CSS_SELECTOR, '#layout-file input[type=file]'))[0]
     upload.send_keys(str(good))
