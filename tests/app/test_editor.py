@@ -215,3 +215,30 @@ def test_box_labels():
     assert parse_box_label('circle 2', SPEC.classes) == ('circle', 2)
     assert parse_box_label(' cross ', SPEC.classes) == ('cross', None)
     assert parse_box_label('square #3', SPEC.classes) == ('square', 3)
+
+
+def test_clips_of_the_config_test_split_are_offered_when_the_file_is_there(tmp_path):
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+
+    from mmtrackgen.app.page import dataset_clips
+    from tests.factories import moving_track, write_cocovid
+    ann = write_cocovid(
+        str(tmp_path), [
+            dict(name='long', num_frames=8, size=(96, 64),
+                 tracks={1: moving_track(0, 0, 8, (2, 2), (8, 8), (2, 1))}),
+            dict(name='short', num_frames=3, tracks={2: moving_track(1, 0, 3, (4, 4), (6, 6),
+                                                                     (1, 0))}),
+        ],
+        split='test',
+        write_frames=False)
+    dataset = dict(data_root=str(tmp_path), ann_file='annotations/test.json')
+    model = SimpleNamespace(cfg=Config(dict(test_dataloader=dict(dataset=dataset))), spec=SPEC)
+    path, clips = dataset_clips(model)
+    assert path == ann
+    assert [clip.name for clip in clips] == ['long']  # 'short' has fewer frames than 6
+    assert clips[0].image_size == (32, 48) and clips[0].num_frames == 6
+    np.testing.assert_allclose(clips[0].boxes[1, 0], [2, 1.5, 6, 5.5])
+    model.cfg.test_dataloader.dataset.ann_file = 'annotations/missing.json'
+    assert dataset_clips(model)[1] == []
