@@ -13,9 +13,14 @@ want=$(cat requirements/*.txt setup.py | sha256sum | cut -d' ' -f1)
 # page's browser test (tests/app/) drives Debian's Chromium through its driver; apt needs root
 # (CI runs as root).
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-    echo "[setup_env] installing Debian's chromium and chromium-driver"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    if [[ $(id -u) -eq 0 ]]; then
+        echo "[setup_env] installing Debian's chromium and chromium-driver"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "[setup_env] warning: the page's browser test needs Debian's chromium and" \
+            "chromium-driver: sudo apt-get install chromium chromium-driver" >&2
+    fi
 fi
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     exit 0
