@@ -275,9 +275,10 @@ class TrackDiffusion(BaseModel):
         boxes, visible = inputs['boxes'], inputs['visible']  # (B, F, N, 4), (B, F, N)
         b, num_frames = boxes.shape[:2]
         shape = self._latent_shape(inputs, data_samples)  # (C, h, w)
-        seeds, _, noise = self._seeded_noise(data_samples, seed, (num_frames, *shape),
-                                             boxes.device)  # noise: (B, F, C, h, w)
+        seeds, generators, noise = self._seeded_noise(data_samples, seed, (num_frames, *shape),
+                                                      boxes.device)  # noise: (B, F, C, h, w)
         latents = noise * sampler.init_noise_sigma
+        step_kwargs = self._per_clip_step_kwargs(sampler, generators)
 
         text = self._text(inputs, b)  # (B, L, D)
         cond = self.tracklet_encoder(boxes, visible, inputs['labels'])
@@ -294,18 +295,31 @@ class TrackDiffusion(BaseModel):
                 pred_uncond, pred_cond = pred.chunk(2)
                 pred = pred_uncond + guidance * (pred_cond - pred_uncond)  # (B, F, C, h, w)
             # The scheduler's step works on any shape; keep diffusers' (B, C, F, h, w) anyway.
-            latents = sampler.step(pred.transpose(1, 2), t,
-                                   latents.transpose(1, 2)).prev_sample.transpose(1, 2)
+            latents = sampler.step(pred.transpose(1, 2), t, latents.transpose(1, 2),
+                                   **step_kwargs).prev_sample.transpose(1, 2)
         return self._attach_clips(latents, data_samples, seeds)
 
     @staticmethod
     def _seeded_noise(data_samples: list, seed: int, shape: tuple, device) -> tuple:
         """Each sample's seed (metainfo ``seed``, else ``seed + index``), its generator and the
-        initial noise of ``shape`` drawn from it first: (seeds, generators, (B, *shape))."""
+        initial noise of ``shape`` drawn from it first: (seeds, generators, (B, *shape)). The
+        generators then draw the clip's noise augmentation (image-to-video) and the noise of
+        stochastic samplers' steps (:meth:`_per_clip_step_kwargs`), all on the CPU, so a clip's
+        noise is the same alone or in any batch."""
         seeds = [int(s.metainfo.get('seed', seed + i)) for i, s in enumerate(data_samples)]
         generators = [torch.Generator().manual_seed(s) for s in seeds]
         noise = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)
         return seeds, generators, noise
+
+    @staticmethod
+    def _per_clip_step_kwargs(sampler, generators: list) -> dict:
+        """Keyword arguments of ``sampler.step`` that make each clip draw its step noise from
+        its own generator: stochastic samplers (DDPM, Euler ancestral, SDE solvers) draw fresh
+        noise at every step, from the global RNG unless given generators, and a clip would then
+        depend on its batch neighbours. diffusers draws row ``i`` from ``generators[i]``."""
+        if 'generator' in inspect.signature(sampler.step).parameters:
+            return dict(generator=generators)
+        return {}
 
     def _attach_clips(self, latents: torch.Tensor, data_samples: list, seeds: list) -> list:
         """Decode the sampled latents (B, F, C, h, w) into each sample's ``pred_frames``
