@@ -6,6 +6,7 @@ are diffusers schedulers chosen in config.
 """
 import copy
 import inspect
+import logging
 from typing import Dict, List, Optional, Sequence, Union
 
 import diffusers
@@ -168,7 +169,33 @@ class TrackDiffusion(BaseModel):
             for module in self._resolve(name):
                 module.requires_grad_(True)
         self.data_preprocessor.requires_grad_(False)
+        self._train_closed_gated_layers()
         self.train(self.training)
+
+    def _train_closed_gated_layers(self) -> None:
+        """Train the gated layers (grounding, enhancers) that ``trainable`` left frozen with
+        closed gates. A gated layer adds ``tanh(alpha) * f(x)``; with alpha = 0 and frozen it
+        stays shut forever, and what enters only through it never reaches the loss: categories
+        and identities enter only through the grounding tokens. Pretrained grounding (a GLIGEN
+        folder) has open gates and stays frozen, as the paper keeps it; grounding newly
+        initialised because no GLIGEN weights were given would be dead, so it trains."""
+        closed = []
+        for name, module in self.generator.named_modules():
+            gates = [getattr(module, g, None) for g in ('alpha_attn', 'alpha_dense')]
+            if not all(isinstance(g, nn.Parameter) for g in gates):
+                continue
+            if any(p.requires_grad for p in module.parameters()):
+                continue
+            if all(not g.detach().any() for g in gates):
+                module.requires_grad_(True)
+                closed.append(f'generator.{name}')
+        if closed:
+            from mmengine.logging import print_log
+            print_log(
+                f'{len(closed)} gated layers (e.g. {closed[0]}) start with closed gates (no '
+                'pretrained weights such as GLIGEN\'s loaded) and are not in `trainable`: '
+                'frozen they would never open, so they train', logger='current',
+                level=logging.WARNING)
 
     def train(self, mode: bool = True):
         """Train mode for modules that learn; frozen modules (no trainable parameter in them or

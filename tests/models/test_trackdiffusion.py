@@ -202,8 +202,14 @@ def test_trainable_modules_by_name_and_frozen_ones_stay_in_eval_mode():
     trains = {n for n, p in model.named_parameters() if p.requires_grad}
     assert all(p.requires_grad for m in groups['enhancer'] + groups['temporal']
                for p in m.parameters())
-    assert not any(p.requires_grad for m in groups['spatial'] + groups['grounding']
-                   for p in m.parameters())
+    assert not any(p.requires_grad for m in groups['spatial'] for p in m.parameters())
+    # Grounding left out of `trainable` but with closed gates (no GLIGEN weights) would never
+    # open: it trains; with open (pretrained) gates it stays frozen.
+    assert all(p.requires_grad for m in groups['grounding'] for p in m.parameters())
+    open_gates(model)
+    model._freeze_all_but(model.trainable)
+    assert not any(p.requires_grad for m in groups['grounding'] for p in m.parameters())
+    trains = {n for n, p in model.named_parameters() if p.requires_grad}
     encoder = {'tracklet_encoder.' + n for n, _ in model.tracklet_encoder.named_parameters()}
     assert encoder <= trains and 'null_text' not in trains
     model.train()
