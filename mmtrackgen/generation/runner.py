@@ -290,6 +290,37 @@ def _some(keys: list, count: int = 3) -> str:
     return text + (f', ... ({len(keys)} in all)' if len(keys) > count else '')
 
 
+TRAINING_ANNOTATIONS = 'annotations_train.json'
+
+
+def training_cocovid(ann: dict, min_size: float = 1.0) -> dict:
+    """The training annotation of a generated set: what mmdet's video datasets accept.
+
+    mmdet's ``MOTChallengeDataset`` (the dataset of its QDTrack and ByteTrack MOT17 configs)
+    skips boxes under 1 px a side or outside the image, and then stops the run at a training
+    frame with no instance left ("No valid instances found in image ..."). Generated clips have
+    such frames: an instance entering from the image edge is a sliver at first, and a clip may
+    have no instance at all. Here every box narrower or lower than ``min_size`` px inside the
+    image is dropped, then every frame without a box, then every video without a frame; ids
+    and everything else stay as in ``ann`` (the full ``annotations.json`` keeps all frames, for
+    testing and scoring).
+    """
+    sizes = {image['id']: (image['width'], image['height']) for image in ann['images']}
+    kept = []
+    for a in ann['annotations']:
+        x, y, w, h = a['bbox']
+        width, height = sizes[a['image_id']]
+        inside_w = min(x + w, width) - max(x, 0)
+        inside_h = min(y + h, height) - max(y, 0)
+        if min(w, h, inside_w, inside_h) >= min_size and a.get('area', w * h) > 0:
+            kept.append(a)
+    with_boxes = {a['image_id'] for a in kept}
+    images = [image for image in ann['images'] if image['id'] in with_boxes]
+    with_frames = {image['video_id'] for image in images}
+    videos = [video for video in ann['videos'] if video['id'] in with_frames]
+    return dict(ann, videos=videos, images=images, annotations=kept)
+
+
 class ClipGenerator:
     """A trained TrackDiffusion model that turns jobs into frames, a batch at a time.
 
