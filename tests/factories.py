@@ -99,3 +99,78 @@ def write_tiny_clip(folder):
     model = CLIPTextModel(config).eval()
     model.save_pretrained(str(folder))
     return tokenizer, model
+
+
+def write_tiny_t2v_folder(folder):
+    """A text-to-video folder in the layout of text-to-video-ms-1.7b (unet/ a UNet3D, vae/,
+    text_encoder/, tokenizer/, scheduler/) with tiny random weights."""
+    import torch
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet3DConditionModel
+
+    torch.manual_seed(0)
+    UNet3DConditionModel(
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        attention_head_dim=4,
+        norm_num_groups=8,
+        cross_attention_dim=32,
+        down_block_types=('CrossAttnDownBlock3D', 'DownBlock3D'),
+        up_block_types=('UpBlock3D', 'CrossAttnUpBlock3D')).save_pretrained(str(folder / 'unet'))
+    AutoencoderKL(
+        block_out_channels=(8, 16),
+        down_block_types=('DownEncoderBlock2D', ) * 2,
+        up_block_types=('UpDecoderBlock2D', ) * 2,
+        latent_channels=4,
+        norm_num_groups=4).save_pretrained(str(folder / 'vae'))
+    write_tiny_clip(folder / 'text_encoder')
+    write_tiny_clip(folder / 'tokenizer')
+    DDPMScheduler(num_train_timesteps=50).save_pretrained(str(folder / 'scheduler'))
+
+
+# The text-to-video recipes a user trains on a cluster, and the classes of their data.
+RECIPES = ('ytvis', 'mot17', 'got10k')
+
+
+def tiny_recipe_options(folder, frames=4, size=(32, 32), steps=2, class_file=None,
+                        data_root=None, ann_file=None):
+    """``--cfg-options`` that run a full-size text-to-video recipe on the tiny folder of
+    :func:`write_tiny_t2v_folder`: its pretrained paths point there, clips are ``frames`` frames
+    at ``size`` (W, H), sampling takes ``steps`` steps and the generator does not recompute
+    activations. ``class_file`` is GOT-10k's annotation file of class names; ``data_root`` and
+    ``ann_file`` (relative to it, frames under ``train/``) point the training data at a tiny
+    CocoVID set, read in the main process. Nothing else of the recipe changes."""
+    path = str(folder)
+    options = {
+        'model.data_preprocessor.vae.pretrained': path,
+        'model.data_preprocessor.text_encoder.pretrained': path,
+        'model.generator.pretrained': path,
+        'model.tracklet_encoder.category_embedding.pretrained': path,
+        'model.noise_scheduler.from_pretrained': path,
+        'model.gradient_checkpointing': False,
+        'model.num_inference_steps': steps,
+        'num_frames': frames,
+        'test_pipeline.1.scale': tuple(size),
+    }
+    if class_file is not None:
+        options['model.tracklet_encoder.category_embedding.class_names'] = str(class_file)
+    if data_root is not None:
+        options.update({
+            'train_dataloader.dataset.data_root': str(data_root),
+            'train_dataloader.dataset.ann_file': ann_file,
+            'train_dataloader.dataset.data_prefix.img_path': 'train/',
+            'train_dataloader.dataset.clip_length': frames,
+            'train_dataloader.dataset.pipeline.1.scale': tuple(size),
+            'train_dataloader.num_workers': 0,
+            'train_dataloader.persistent_workers': False,
+        })
+    return options
+
+
+def cli_options(options):
+    """A dict of config options as ``--cfg-options`` arguments (``key=value`` strings)."""
+    text = []
+    for key, value in options.items():
+        if isinstance(value, tuple):
+            value = '(' + ','.join(str(v) for v in value) + ')'
+        text.append(f'{key}={value}')
+    return ['--cfg-options', *text]

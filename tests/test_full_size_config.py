@@ -5,36 +5,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, UNet3DConditionModel
+from diffusers import AutoencoderKL
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmtrackgen.registry import MODELS
 from mmtrackgen.structures import TrackletClipSample
-from tests.factories import write_tiny_clip
+from tests.factories import write_tiny_t2v_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_tiny_t2v_folder(folder: Path):
-    torch.manual_seed(0)
-    UNet3DConditionModel(
-        block_out_channels=(16, 32),
-        layers_per_block=1,
-        attention_head_dim=4,
-        norm_num_groups=8,
-        cross_attention_dim=32,
-        down_block_types=('CrossAttnDownBlock3D', 'DownBlock3D'),
-        up_block_types=('UpBlock3D', 'CrossAttnUpBlock3D')).save_pretrained(str(folder / 'unet'))
-    AutoencoderKL(
-        block_out_channels=(8, 16),
-        down_block_types=('DownEncoderBlock2D', ) * 2,
-        up_block_types=('UpDecoderBlock2D', ) * 2,
-        latent_channels=4,
-        norm_num_groups=4).save_pretrained(str(folder / 'vae'))
-    write_tiny_clip(folder / 'text_encoder')
-    write_tiny_clip(folder / 'tokenizer')
-    DDPMScheduler(num_train_timesteps=50).save_pretrained(str(folder / 'scheduler'))
 
 
 def test_ytvis_recipe_builds_freezes_and_steps_on_a_local_folder(tmp_path):

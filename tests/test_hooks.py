@@ -23,6 +23,22 @@ def test_trim_frozen_weights_drops_only_frozen_parameters():
     assert missing == ['0.weight', '0.bias']
 
 
+def test_trim_frozen_weights_trims_the_ema_copy_and_must_run_after_the_ema_hook():
+    from mmengine.hooks import EMAHook
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    model[0].requires_grad_(False)
+    checkpoint = dict(
+        state_dict=model.state_dict(),
+        ema_state_dict={'steps': 3, **{'module.' + k: v for k, v in model.state_dict().items()}})
+    TrimFrozenWeightsHook().before_save_checkpoint(SimpleNamespace(model=model), checkpoint)
+    assert set(checkpoint['ema_state_dict']) == {'steps', 'module.1.weight', 'module.1.bias'}
+
+    trim, ema = TrimFrozenWeightsHook(), EMAHook()
+    trim.before_run(SimpleNamespace(hooks=[ema, trim]))  # the recipes' order
+    with pytest.raises(ValueError, match='EMAHook runs after TrimFrozenWeightsHook'):
+        trim.before_run(SimpleNamespace(hooks=[trim, ema]))
+
+
 def fake_runner(iteration, max_iters=9, workers=0):
     transforms = [DrawSlotBoxes(), object()]
     loader = SimpleNamespace(

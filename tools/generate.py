@@ -8,13 +8,16 @@
 FILE is a CocoVID annotation file (frames not needed) or the JSON tracklet format of
 docs/tracklet_format.md; it is validated before anything is written. Long tracklets are cut into
 clips of the model's frame count. Running the same command again after an interruption finishes
-the job without redoing finished clips. ``tools/dist_generate.sh`` shards clips over processes.
+the job without redoing finished clips. Besides ``annotations.json`` (every frame), the output
+has ``annotations_train.json``: the frames and boxes mmdet's tracker datasets train on
+(``MOTChallengeDataset`` stops at a frame without a box of >= 1 px). ``tools/dist_generate.sh`` shards clips over processes.
 An image-to-video model (TrackDiffusionI2V) starts each clip from a real image: ``--first-frames
 DIR`` holds one per clip, ``DIR/<clip name>.png`` (or .jpg), resized to the model's frame size.
 """
 import argparse
 import datetime
 import hashlib
+import json
 import math
 import os
 import os.path as osp
@@ -27,13 +30,15 @@ from mmengine.config import DictAction
 
 from mmtrackgen.datasets.tracklet_file import load_tracklet_file
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError, load_json
-from mmtrackgen.generation.runner import (ClipGenerator, ClipProgress, GenerationInputError,
-                                          check_categories, find_first_frames, model_classes,
-                                          model_needs_first_frame, plan_jobs)
+from mmtrackgen.generation.runner import (TRAINING_ANNOTATIONS, ClipGenerator, ClipProgress,
+                                          GenerationInputError, check_categories,
+                                          find_first_frames, model_classes,
+                                          model_needs_first_frame, plan_jobs, training_cocovid)
 from mmtrackgen.generation.writer import (IMAGE_FORMATS, GeneratedDatasetWriter, OutputFolderError,
                                           clip_is_done, frame_name)
 from mmtrackgen.models.trackdiffusion import scheduler_class
 from mmtrackgen.utils import ConfigError, UnsafeCheckpointError, exit_with_error, load_config
+from mmtrackgen.utils.files import write_json_atomic
 
 
 def parse_args(argv=None):
@@ -222,6 +227,21 @@ def write_previews(writer, names, classes, kind, max_sheet_clips=8):
             contact_sheet([clip for _, clip in sheet], [name for name, _ in sheet]))
 
 
+def write_training_annotations(path: str) -> str:
+    """Write ``annotations_train.json`` beside the merged ``path``: the frames and boxes that
+    mmdet's tracker datasets train on (:func:`training_cocovid`)."""
+    with open(path) as f:
+        ann = json.load(f)
+    train_path = osp.join(osp.dirname(path), TRAINING_ANNOTATIONS)
+    try:
+        write_json_atomic(train_path, training_cocovid(ann))
+    except OSError as e:
+        raise OutputFolderError(
+            f"'{train_path}' could not be written: {e.strerror or e} ({path} is complete; free "
+            'space or fix the folder, then rerun the same command)') from e
+    return train_path
+
+
 def run(args) -> int:
     check_args(args)
     cfg = load_config(args.config, args.cfg_options)
@@ -286,6 +306,7 @@ def run(args) -> int:
         if first_frames is not None:
             info['first_frames'] = args.first_frames
         path = writer.merge(names, classes, info)
+        write_training_annotations(path)
         if args.previews:
             try:
                 write_previews(writer, names, classes, args.previews)

@@ -134,13 +134,52 @@ def config_name(cfg) -> str:
     return f"config '{filename}'" if filename else 'the config'
 
 
+def _category_embedding_cfg(cfg) -> dict:
+    """The config of the model's category embedding ({} when the config has none)."""
+    model = cfg.get('model')
+    encoder = model.get('tracklet_encoder') if isinstance(model, dict) else None
+    embedding = encoder.get('category_embedding') if isinstance(encoder, dict) else None
+    return embedding if isinstance(embedding, dict) else {}
+
+
 def model_classes(cfg) -> list[str]:
-    """The categories a config's model was trained with (the config's ``classes``)."""
-    classes = cfg.get('classes')
+    """The categories a config's model was trained with, in label order.
+
+    Taken from where the model has them: the category embedding's ``class_names`` (names, or
+    the CocoVID annotation file they are read from, as ``CLIPCategoryEmbedding`` reads it: the
+    recipes ``mot17.py`` and ``got10k.py`` name them only there); else the config's top-level
+    ``classes``; else the training dataset's ``metainfo.classes``. A learned table's
+    ``num_classes`` must match their number.
+
+    Raises:
+        GenerationInputError: no names anywhere, or as many as the model does not have.
+        FileNotFoundError, TrackletAnnotationError: the annotation file named is missing or bad.
+    """
+    embedding = _category_embedding_cfg(cfg)
+    dataset = ((cfg.get('train_dataloader') or {}).get('dataset') or {})
+    where, classes = None, None
+    if embedding.get('class_names'):
+        from mmtrackgen.models.conditioning.category_embedding import resolve_class_names
+        where = 'model.tracklet_encoder.category_embedding.class_names'
+        classes = resolve_class_names(embedding['class_names'])
+    elif cfg.get('classes'):
+        where, classes = 'classes', cfg.get('classes')
+    elif isinstance(dataset, dict) and (dataset.get('metainfo') or {}).get('classes'):
+        where = 'train_dataloader.dataset.metainfo.classes'
+        classes = dataset['metainfo']['classes']
     if not classes:
         raise GenerationInputError(
-            f'{config_name(cfg)} has no `classes`; generation needs the category names '
-            'the model was trained with')
+            f'{config_name(cfg)} names no categories: generation needs the names the model was '
+            'trained with, in `model.tracklet_encoder.category_embedding.class_names`, '
+            '`classes` or `train_dataloader.dataset.metainfo.classes`')
+    if isinstance(classes, str) or not all(isinstance(c, str) for c in classes):
+        raise GenerationInputError(
+            f'{config_name(cfg)}: `{where}` must be a sequence of names, got {classes!r}')
+    num_classes = embedding.get('num_classes')
+    if num_classes is not None and num_classes != len(classes):
+        raise GenerationInputError(
+            f'{config_name(cfg)}: the category table has num_classes={num_classes} but '
+            f'`{where}` names {len(classes)} categories')
     return list(classes)
 
 
@@ -249,6 +288,37 @@ def _some(keys: list, count: int = 3) -> str:
         return 'none'
     text = ', '.join(repr(k) for k in keys[:count])
     return text + (f', ... ({len(keys)} in all)' if len(keys) > count else '')
+
+
+TRAINING_ANNOTATIONS = 'annotations_train.json'
+
+
+def training_cocovid(ann: dict, min_size: float = 1.0) -> dict:
+    """The training annotation of a generated set: what mmdet's video datasets accept.
+
+    mmdet's ``MOTChallengeDataset`` (the dataset of its QDTrack and ByteTrack MOT17 configs)
+    skips boxes under 1 px a side or outside the image, and then stops the run at a training
+    frame with no instance left ("No valid instances found in image ..."). Generated clips have
+    such frames: an instance entering from the image edge is a sliver at first, and a clip may
+    have no instance at all. Here every box narrower or lower than ``min_size`` px inside the
+    image is dropped, then every frame without a box, then every video without a frame; ids
+    and everything else stay as in ``ann`` (the full ``annotations.json`` keeps all frames, for
+    testing and scoring).
+    """
+    sizes = {image['id']: (image['width'], image['height']) for image in ann['images']}
+    kept = []
+    for a in ann['annotations']:
+        x, y, w, h = a['bbox']
+        width, height = sizes[a['image_id']]
+        inside_w = min(x + w, width) - max(x, 0)
+        inside_h = min(y + h, height) - max(y, 0)
+        if min(w, h, inside_w, inside_h) >= min_size and a.get('area', w * h) > 0:
+            kept.append(a)
+    with_boxes = {a['image_id'] for a in kept}
+    images = [image for image in ann['images'] if image['id'] in with_boxes]
+    with_frames = {image['video_id'] for image in images}
+    videos = [video for video in ann['videos'] if video['id'] in with_frames]
+    return dict(ann, videos=videos, images=images, annotations=kept)
 
 
 class ClipGenerator:

@@ -6,6 +6,7 @@ are diffusers schedulers chosen in config.
 """
 import copy
 import inspect
+import logging
 from typing import Dict, List, Optional, Sequence, Union
 
 import diffusers
@@ -180,7 +181,33 @@ class TrackDiffusion(BaseModel):
             for module in self._resolve(name):
                 module.requires_grad_(True)
         self.data_preprocessor.requires_grad_(False)
+        self._train_closed_gated_layers()
         self.train(self.training)
+
+    def _train_closed_gated_layers(self) -> None:
+        """Train the gated layers (grounding, enhancers) that ``trainable`` left frozen with
+        closed gates. A gated layer adds ``tanh(alpha) * f(x)``; with alpha = 0 and frozen it
+        stays shut forever, and what enters only through it never reaches the loss: categories
+        and identities enter only through the grounding tokens. Pretrained grounding (a GLIGEN
+        folder) has open gates and stays frozen, as the paper keeps it; grounding newly
+        initialised because no GLIGEN weights were given would be dead, so it trains."""
+        closed = []
+        for name, module in self.generator.named_modules():
+            gates = [getattr(module, g, None) for g in ('alpha_attn', 'alpha_dense')]
+            if not all(isinstance(g, nn.Parameter) for g in gates):
+                continue
+            if any(p.requires_grad for p in module.parameters()):
+                continue
+            if all(not g.detach().any() for g in gates):
+                module.requires_grad_(True)
+                closed.append(f'generator.{name}')
+        if closed:
+            from mmengine.logging import print_log
+            print_log(
+                f'{len(closed)} gated layers (e.g. {closed[0]}) start with closed gates (no '
+                'pretrained weights such as GLIGEN\'s loaded) and are not in `trainable`: '
+                'frozen they would never open, so they train', logger='current',
+                level=logging.WARNING)
 
     def train(self, mode: bool = True):
         """Train mode for modules that learn; frozen modules (no trainable parameter in them or
@@ -291,9 +318,10 @@ class TrackDiffusion(BaseModel):
         boxes, visible = inputs['boxes'], inputs['visible']  # (B, F, N, 4), (B, F, N)
         b, num_frames = boxes.shape[:2]
         shape = self._latent_shape(inputs, data_samples)  # (C, h, w)
-        seeds, _, noise = self._seeded_noise(data_samples, seed, (num_frames, *shape),
-                                             boxes.device)  # noise: (B, F, C, h, w)
+        seeds, generators, noise = self._seeded_noise(data_samples, seed, (num_frames, *shape),
+                                                      boxes.device)  # noise: (B, F, C, h, w)
         latents = noise * sampler.init_noise_sigma
+        step_kwargs = self._per_clip_step_kwargs(sampler, generators)
 
         text = self._text(inputs, b)  # (B, L, D)
         cond = self.tracklet_encoder(boxes, visible, inputs['labels'])
@@ -310,18 +338,31 @@ class TrackDiffusion(BaseModel):
                 pred_uncond, pred_cond = pred.chunk(2)
                 pred = pred_uncond + guidance * (pred_cond - pred_uncond)  # (B, F, C, h, w)
             # The scheduler's step works on any shape; keep diffusers' (B, C, F, h, w) anyway.
-            latents = sampler.step(pred.transpose(1, 2), t,
-                                   latents.transpose(1, 2)).prev_sample.transpose(1, 2)
+            latents = sampler.step(pred.transpose(1, 2), t, latents.transpose(1, 2),
+                                   **step_kwargs).prev_sample.transpose(1, 2)
         return self._attach_clips(latents, data_samples, seeds)
 
     @staticmethod
     def _seeded_noise(data_samples: list, seed: int, shape: tuple, device) -> tuple:
         """Each sample's seed (metainfo ``seed``, else ``seed + index``), its generator and the
-        initial noise of ``shape`` drawn from it first: (seeds, generators, (B, *shape))."""
+        initial noise of ``shape`` drawn from it first: (seeds, generators, (B, *shape)). The
+        generators then draw the clip's noise augmentation (image-to-video) and the noise of
+        stochastic samplers' steps (:meth:`_per_clip_step_kwargs`), all on the CPU, so a clip's
+        noise is the same alone or in any batch."""
         seeds = [int(s.metainfo.get('seed', seed + i)) for i, s in enumerate(data_samples)]
         generators = [torch.Generator().manual_seed(s) for s in seeds]
         noise = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)
         return seeds, generators, noise
+
+    @staticmethod
+    def _per_clip_step_kwargs(sampler, generators: list) -> dict:
+        """Keyword arguments of ``sampler.step`` that make each clip draw its step noise from
+        its own generator: stochastic samplers (DDPM, Euler ancestral, SDE solvers) draw fresh
+        noise at every step, from the global RNG unless given generators, and a clip would then
+        depend on its batch neighbours. diffusers draws row ``i`` from ``generators[i]``."""
+        if 'generator' in inspect.signature(sampler.step).parameters:
+            return dict(generator=generators)
+        return {}
 
     def _attach_clips(self, latents: torch.Tensor, data_samples: list, seeds: list) -> list:
         """Decode the sampled latents (B, F, C, h, w) into each sample's ``pred_frames``

@@ -268,6 +268,7 @@ class TrackDiffusionI2V(TrackDiffusion):
         augment = torch.stack([torch.randn(first.shape[1:], generator=g)
                                for g in generators]).to(device)  # (B, 3, H, W)
         latents = noise * sampler.init_noise_sigma
+        step_kwargs = self._per_clip_step_kwargs(sampler, generators)
 
         condition = self.data_preprocessor.encode_condition(
             first + self.noise_aug_strength * augment)  # (B, C, h, w)
@@ -293,5 +294,5 @@ class TrackDiffusionI2V(TrackDiffusion):
             if use_guidance:
                 out_uncond, out_cond = out.chunk(2)
                 out = out_uncond + scales * (out_cond - out_uncond)  # (B, F, C, h, w)
-            latents = sampler.step(out, t, latents).prev_sample  # (B, F, C, h, w)
+            latents = sampler.step(out, t, latents, **step_kwargs).prev_sample  # (B, F, C, h, w)
         return self._attach_clips(latents, data_samples, seeds)

@@ -56,10 +56,13 @@ def test_torchvision_is_preferred_and_called_as_mmcv_would_be(monkeypatch):
         roi_align_op()(torch.zeros(1, 1, 2, 2), torch.zeros(1, 5), (1, 1), 1.0, 0, 'max', True)
 
 
-def test_without_torchvision_mmcv_is_used():
-    if _importable('torchvision'):
-        pytest.skip('torchvision is installed here')
+def test_without_torchvision_mmcv_is_used(monkeypatch):
+    """Whether or not torchvision is installed here: hidden, the enhancer takes mmcv's kernel."""
+    monkeypatch.setitem(sys.modules, 'torchvision', None)  # None in sys.modules: ImportError
+    monkeypatch.setitem(sys.modules, 'torchvision.ops', None)
     assert roi_align_op() is mmcv_roi_align
+    torch.manual_seed(0)
+    assert InstanceEnhancer(CHANNELS, TRACK_DIM, 4).roi_align is mmcv_roi_align
 
 
 def test_neither_kernel_is_a_clear_error_at_build_time(monkeypatch):
@@ -67,8 +70,3 @@ def test_neither_kernel_is_a_clear_error_at_build_time(monkeypatch):
     monkeypatch.setitem(sys.modules, 'mmcv.ops', None)
     with pytest.raises(ImportError, match='install torchvision, or mmcv with its compiled ops'):
         InstanceEnhancer(CHANNELS, TRACK_DIM, 4)
-
-
-def _importable(name):
-    import importlib.util
-    return importlib.util.find_spec(name) is not None

@@ -170,6 +170,32 @@ def test_predict_from_first_frames_reproducible_per_sample_seed_with_batched_gui
         model.predict(data['inputs'], data['data_samples'], scheduler='DDIMScheduler')
 
 
+def test_sampler_steps_draw_from_each_clips_generator(monkeypatch):
+    """SVD's Euler sampler draws step noise (used when ``s_churn`` > 0) from the generators it is
+    given: each clip's own, as TrackDiffusion passes them (issue 20, item 4)."""
+    import functools
+
+    from diffusers import EulerDiscreteScheduler
+    seen = []
+    step = EulerDiscreteScheduler.step
+
+    @functools.wraps(step)  # keeps step's signature
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get('generator'))
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(EulerDiscreteScheduler, 'step', spy)
+    model = build().eval()
+    data = batch(model, with_frames=False)
+    model.predict(data['inputs'], data['data_samples'], seed=7)
+    assert len(seen) == 3
+    for generators in seen:
+        assert isinstance(generators, list) and len(generators) == 2
+        assert all(isinstance(g, torch.Generator) for g in generators)
+        assert generators[0] is not generators[1]
+    assert [g.initial_seed() for g in seen[0]] == [7, 8]
+
+
 def write_tiny_svd_folder(folder: Path):
     """Tiny random weights in the layout of stable-video-diffusion-img2vid."""
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel

@@ -1,8 +1,9 @@
 """tools/benchmark.py: every suite runs at --size micro and writes strict JSON with its figures.
 
-No timing is asserted: only that each figure is there, with its median and spread.
+No benchmark's timing is asserted: only that each figure is there, with its median and spread.
 """
 import json
+import time
 
 import pytest
 import torch
@@ -156,8 +157,17 @@ def test_cuda_is_refused_without_a_gpu(tmp_path, capsys):
     assert e.value.code == 2 and 'CUDA' in capsys.readouterr().err
 
 
-def test_process_clock_is_cpu_only():
-    assert Bench('cpu', 'fp32', 1, 0, clock='process').now() >= 0
+def test_process_clock_counts_cpu_time_only_and_is_cpu_only():
+    process, wall = Bench('cpu', 'fp32', 1, 0, clock='process'), Bench('cpu', 'fp32', 1, 0)
+    start = process.now(), wall.now()
+    time.sleep(0.3)  # waiting: wall time passes, CPU time hardly
+    slept = process.now() - start[0], wall.now() - start[1]
+    assert slept[1] >= 0.3 and slept[0] < 0.1
+    start = process.now()
+    deadline = time.perf_counter() + 10  # a busy loop: CPU time passes too (on a loaded host,
+    while process.now() - start < 0.05 and time.perf_counter() < deadline:  # slower than wall)
+        pass
+    assert process.now() - start >= 0.05
     with pytest.raises(BenchmarkError, match='--device cpu'):
         Bench('cuda', 'fp32', 1, 0, clock='process')
 

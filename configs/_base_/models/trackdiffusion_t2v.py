@@ -1,7 +1,9 @@
 # TrackDiffusion, text-to-video: a ModelScope-layout UNet3D with its VAE and text encoder from a
 # local diffusers folder (README.md#pretrained-weights), extended with gated grounding and
 # Instance Enhancers. Trained: temporal layers, tracklet encoder (identity embedding included),
-# enhancers; frozen: spatial layers, grounding, VAE, text encoder. Leaf configs set class_names.
+# enhancers; frozen: spatial layers, VAE, text encoder, and the grounding when GLIGEN weights
+# initialise it (without them its gates start closed and it trains: frozen it would never open).
+# Leaf configs set class_names.
 # Folders (docs/pretrained.md): `pretrained` holds unet/ (a UNet3D: ModelScope, ZeroScope), vae/,
 # text_encoder/, tokenizer/, scheduler/; `grounding_weights`, when set, a GLIGEN folder whose
 # gated-attention (fuser) weights initialise the grounding.

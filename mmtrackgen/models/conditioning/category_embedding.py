@@ -20,6 +20,25 @@ from mmtrackgen.registry import MODELS
 PRETRAINED_HELP = 'see README.md#pretrained-weights for where to put the CLIP weights'
 
 
+def resolve_class_names(class_names: Union[Sequence[str], str]) -> Union[Sequence[str], str]:
+    """``class_names`` as a category embedding's config gives them: a sequence of names is
+    returned as is; the path of a CocoVID annotation file (``*.json``) becomes its categories'
+    names ordered by id, the order ``TrackletClipDataset`` labels them in when its config names
+    no classes. Shared by :class:`CLIPCategoryEmbedding` and generation, so both read the
+    same names in the same order."""
+    if not (isinstance(class_names, str) and class_names.endswith('.json')):
+        return class_names
+    from mmtrackgen.datasets.tracklets import TrackletAnnotationError, load_json
+    categories = load_json(class_names).get('categories')
+    if not isinstance(categories, list) or not categories or not all(
+            isinstance(c, dict) and 'id' in c and 'name' in c for c in categories):
+        raise TrackletAnnotationError(
+            'needs a non-empty `categories` list of {id, name} entries for the class names',
+            file=class_names,
+            field='categories')
+    return [c['name'] for c in sorted(categories, key=lambda c: c['id'])]
+
+
 class _CategoryLookup(nn.Module):
     """Shared lookup: subclasses provide ``self.table`` (num_classes, Dc), parameter or buffer."""
 
@@ -98,10 +117,7 @@ class CLIPCategoryEmbedding(_CategoryLookup):
                  text_encoder_subfolder: Optional[str] = None,
                  tokenizer_subfolder: Optional[str] = None):
         super().__init__()
-        if isinstance(class_names, str) and class_names.endswith('.json'):
-            from mmtrackgen.datasets.tracklets import load_json
-            categories = sorted(load_json(class_names)['categories'], key=lambda c: c['id'])
-            class_names = [c['name'] for c in categories]
+        class_names = resolve_class_names(class_names)
         if isinstance(class_names, str) or not class_names:
             raise ValueError(f'class_names must be a non-empty sequence of names, got '
                              f'{class_names!r}')
