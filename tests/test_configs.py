@@ -103,3 +103,29 @@ def test_coarse_conditioning_config_keeps_the_tracklet_layers_coarse():
     assert default['InstanceEnhancer'] == {'up_blocks.1', 'up_blocks.2'}
     assert coarse['InstanceEnhancer'] == {'up_blocks.1'}
     assert coarse_cfg.train_dataloader == default_cfg.train_dataloader
+
+
+def test_pretrain_config_trains_on_the_pool_with_every_slot_empty(tmp_path):
+    """synthetic_tiny_pretrain.py: the tiny model, unchanged, on the unlabelled pool: one clip
+    per pool video and no visible instance in any clip, so no box reaches the generator."""
+    from mmtrackgen.datasets import make_synthetic_dataset
+    from mmtrackgen.utils import load_config
+    make_synthetic_dataset(
+        str(tmp_path),
+        splits={'train': 1},
+        novel_videos=0,
+        frames_per_video=8,
+        pool_videos=3,
+        pool_frames=8,
+        progress=False)
+    pretrain = load_config(str(ROOT / 'configs/trackdiff/synthetic_tiny_pretrain.py'))
+    tiny = load_config(str(ROOT / 'configs/trackdiff/synthetic_tiny.py'))
+    assert pretrain.model == tiny.model
+    dataset_cfg = pretrain.train_dataloader.dataset
+    assert dataset_cfg.pipeline == tiny.train_dataloader.dataset.pipeline
+    init_default_scope('mmtrackgen')
+    clips = DATASETS.build(dict(dataset_cfg, data_root=str(tmp_path) + '/'))
+    assert len(clips) == 3
+    for i in range(len(clips)):
+        sample = clips[i]['data_samples']
+        assert sample.gt_visible.shape[0] == 8 and not sample.gt_visible.any()

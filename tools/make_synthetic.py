@@ -5,10 +5,11 @@ Example::
     python tools/make_synthetic.py --out data/synthetic
     python tools/make_synthetic.py --out data/synthetic_big --train 1000 --size 128 128 \\
         --categories square circle triangle cross diamond ring --seed 1
+    python tools/make_synthetic.py --out data/synthetic --pool 2000 --overwrite  # + the pool
 
 Writes CocoVID annotations (``annotations/<split>_cocoformat.json``), JPEG frames
-(``<split>/<video>/img1/000001.jpg``), captions and the tracklets-only ``novel`` split; see
-``mmtrackgen.datasets.synthetic.writer`` for the layout.
+(``<split>/<video>/img1/000001.jpg``), captions, the tracklets-only ``novel`` split and, with
+``--pool``, the unlabelled ``pool`` split; see ``mmtrackgen.datasets.synthetic.writer``.
 """
 import argparse
 import time
@@ -28,6 +29,19 @@ def parse_args(argv=None):
         type=int,
         default=32,
         help='videos of the tracklets-only novel split (annotations only, no frames)')
+    parser.add_argument(
+        '--pool',
+        type=int,
+        default=0,
+        help='videos of the unlabelled pool split (frames and captions, no annotations): the '
+        "generator's pretraining data (configs/trackdiff/synthetic_tiny_pretrain.py)")
+    parser.add_argument('--pool-frames', type=int, default=8, help='frames per pool video')
+    parser.add_argument(
+        '--pool-categories',
+        nargs='+',
+        choices=sorted(SHAPES),
+        metavar='NAME',
+        help='shapes of the pool (default: every shape, some never seen in the labelled splits)')
     parser.add_argument('--frames', type=int, default=24, help='frames per video')
     parser.add_argument(
         '--size',
@@ -71,6 +85,9 @@ def main(argv=None):
             categories=args.categories,
             seed=args.seed,
             jpeg_quality=args.jpeg_quality,
+            pool_videos=args.pool,
+            pool_frames=args.pool_frames,
+            pool_categories=args.pool_categories,
             progress=not args.no_progress,
             overwrite=args.overwrite)
     except (ValueError, FileExistsError) as e:

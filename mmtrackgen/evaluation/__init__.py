@@ -7,6 +7,7 @@ from .frechet import FeatureStatistics, frechet_distance
 from .identity import box_iou, check_tracks, identity_metrics, layouts_to_tracks
 from .locality import box_union_mask, change_locality
 from .metrics import GeneratedTrackMetric
+from .statistics import mean_and_sem, paired_difference
 from .synthetic_tracker import SyntheticTracker, detect_components, track_clip
 from .track_ap import spatiotemporal_box_iou, track_ap
 from .video_quality import compute_fid, compute_fvd, extract_statistics
@@ -22,5 +23,7 @@ __all__ = [
     # tracking figures: identity (TrackEval), TrackAP, the synthetic world's tracker
     'identity_metrics', 'layouts_to_tracks', 'check_tracks', 'box_iou', 'track_ap',
     'spatiotemporal_box_iou', 'SyntheticTracker', 'track_clip', 'detect_components',
-    'GeneratedTrackMetric'
+    'GeneratedTrackMetric',
+    # comparing trained variants over paired seeds
+    'mean_and_sem', 'paired_difference'
 ]

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmtrackgen.datasets.synthetic import (FOREGROUND_CHROMA, make_synthetic_dataset, render_video,
-                                           sample_video, segment_foreground, video_rng)
+from mmtrackgen.datasets.synthetic import (FOREGROUND_CHROMA, SHAPES, make_synthetic_dataset,
+                                           render_video, sample_video, segment_foreground,
+                                           video_rng)
 from mmtrackgen.datasets.tracklets import validate_cocovid
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -373,3 +374,74 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys, argv, message):
         tool['main'](['--out', out, '--no-progress', *argv])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_unlabelled_pool_has_frames_and_captions_but_no_boxes(tmp_path):
+    """The pool: its own videos (new shapes and busier scenes), frames on disk, captions, no
+    annotations; deterministic; and adding it changes no other split's file."""
+    kwargs = dict(TINY, pool_videos=3, pool_frames=4)
+    with_pool = make_synthetic_dataset(str(tmp_path / 'a'), **kwargs)
+    again = make_synthetic_dataset(str(tmp_path / 'b'), **kwargs)
+    without = make_synthetic_dataset(str(tmp_path / 'c'), **TINY)
+    a, b, c = (tree_bytes(s['out_dir']) for s in (with_pool, again, without))
+    assert a == b
+    pool_files = {p for p in a if p.startswith('pool' + os.sep)}
+    assert len(pool_files) == 3 * 4
+    assert set(a) - pool_files - {'annotations/pool_cocoformat.json'} == set(c)
+    assert all(a[p] == c[p] for p in c if p != 'annotations/captions.json')
+
+    pool = load(with_pool['out_dir'], 'pool_cocoformat.json')
+    assert pool['annotations'] == [] and pool['info']['annotations_removed'] is True
+    assert len(pool['videos']) == 3 and len(pool['images']) == 12
+    assert [c['name'] for c in pool['categories']] == list(SHAPES)  # beyond the 4 labelled
+    assert pool['info']['args']['frames_per_video'] == 4
+    assert pool['info']['args']['num_instances'] == [1, 4]
+    summary = with_pool['splits']['pool']
+    assert summary['annotations'] == 0 and summary['drawn_instances'] >= 3
+    captions = load(with_pool['out_dir'], 'captions.json')
+    assert {v['name'] for v in pool['videos']} <= set(captions)
+    # pool videos are not train videos re-rendered: their own generators
+    assert a['pool/pool_0000/img1/000001.jpg'] != a['train/train_0000/img1/000001.jpg']
+    image = Image.open(osp.join(with_pool['out_dir'], 'pool/pool_0000/img1/000001.jpg'))
+    assert image.size == (64, 64)
+
+
+def test_pool_reads_as_clips_without_instances(tmp_path):
+    from mmtrackgen.datasets import TrackletClipDataset
+    make_synthetic_dataset(str(tmp_path), **dict(TINY, pool_videos=2, pool_frames=4))
+    clips = TrackletClipDataset(
+        data_root=str(tmp_path) + '/',
+        ann_file='annotations/pool_cocoformat.json',
+        data_prefix=dict(img_path='pool/'),
+        metainfo=dict(classes=CLASSES),
+        captions_file='annotations/captions.json',
+        clip_length=4)
+    assert len(clips) == 2
+    for i in range(2):
+        info = clips.get_data_info(i)
+        assert all(im['instances'] == [] for im in info['images'])
+        assert info['caption'].endswith('background')
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(pool_videos=-1), 'pool_videos'),
+    (dict(pool_videos=2, pool_frames=0), 'pool_frames'),
+    (dict(pool_videos=2, pool_instances=(2, 1)), 'pool_instances'),
+    (dict(pool_videos=2, pool_categories=('hexagon', )), 'pool_categories'),
+    (dict(splits={'pool': 2}), 'reserved'),
+])
+def test_bad_pool_arguments_raise(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_synthetic_dataset(str(tmp_path), **dict(TINY, **kwargs))
+    assert not osp.exists(osp.join(tmp_path, 'annotations'))
+
+
+def test_cli_pool(tmp_path):
+    out = str(tmp_path / 'syn')
+    proc = run_cli('--out', out, '--train', '1', '--val', '0', '--test', '0', '--novel', '0',
+                   '--frames', '3', '--pool', '2', '--pool-frames', '2', '--pool-categories',
+                   'ring', '--no-progress')
+    assert proc.returncode == 0, proc.stderr
+    assert 'pool 2 videos/0 boxes' in proc.stdout
+    pool = load(out, 'pool_cocoformat.json')
+    assert [c['name'] for c in pool['categories']] == ['ring'] and len(pool['images']) == 4

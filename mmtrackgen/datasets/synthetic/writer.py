@@ -6,6 +6,15 @@ Layout of ``out_dir``::
     annotations/<split>_cocoformat.json          CocoVID, one file per split
     annotations/novel_tracklets.json             tracklets only (no frames): generation input
     annotations/captions.json                    {video_name: caption}, every split and novel
+    pool/pool_0000/img1/000001.jpg ...           the unlabelled pool's frames (when asked for)
+    annotations/pool_cocoformat.json             its videos and frames, no annotations
+
+The unlabelled pool is the miniature of the web-scale videos a real generator is pretrained on:
+many short clips from the same renderer, with their own seeds (new backgrounds and motions) and,
+by default, every shape of the renderer (objects the labelled splits never show), whose boxes
+are *not* written, so a model trained on it learns appearance and motion without tracklets
+(captions only). Its videos are drawn from their own generators, so adding a pool leaves the
+other splits' files unchanged (captions.json gains the pool's captions).
 
 Reproducibility: each video is drawn from its own generator seeded by ``(seed, split, index)``,
 so it does not depend on which other videos are generated; JPEGs are written by Pillow with a
@@ -32,6 +41,7 @@ from .world import VideoLayout, sample_video
 FORMAT_VERSION = '1.0'
 GENERATOR = 'mmtrackgen.datasets.synthetic'
 NOVEL_SPLIT = 'novel'
+POOL_SPLIT = 'pool'
 MIN_IMAGE_SIDE = 32  # mmdet's BaseVideoDataset drops frames whose short side is below 32
 MAX_INSTANCES = 16
 # An object is annotated in a frame only where at least this many of its pixels are visible
@@ -95,9 +105,10 @@ def _check_args(out_dir, splits, novel_videos, frames_per_video, image_size, num
     for name, count in splits.items():
         if not isinstance(name, str) or not re.fullmatch(r'[A-Za-z0-9_]+', name):
             raise ValueError(f'split name {name!r} must be letters, digits or underscores')
-        if name in (NOVEL_SPLIT, 'annotations'):
-            raise ValueError(f"split name {name!r} is reserved (the novel tracklets are "
-                             "set by novel_videos; 'annotations' holds the JSON files)")
+        if name in (NOVEL_SPLIT, POOL_SPLIT, 'annotations'):
+            raise ValueError(f"split name {name!r} is reserved (the novel tracklets are set by "
+                             "novel_videos, the unlabelled pool by pool_videos; 'annotations' "
+                             'holds the JSON files)')
         if not _is_int(count) or count < 0:
             raise ValueError(f'split {name!r}: video count must be an integer >= 0, got {count!r}')
     if not _is_int(novel_videos) or novel_videos < 0:
@@ -126,6 +137,24 @@ def _check_args(out_dir, splits, novel_videos, frames_per_video, image_size, num
         raise ValueError(f'seed must be an integer >= 0, got {seed!r}')
     if not _is_int(jpeg_quality) or not 1 <= jpeg_quality <= 100:
         raise ValueError(f'jpeg_quality must be an integer in [1, 100], got {jpeg_quality!r}')
+
+
+def _check_pool_args(pool_videos, pool_frames, pool_instances, pool_categories):
+    if not _is_int(pool_videos) or pool_videos < 0:
+        raise ValueError(f'pool_videos must be an integer >= 0, got {pool_videos!r}')
+    if not _is_int(pool_frames) or pool_frames < 1:
+        raise ValueError(f'pool_frames must be an integer >= 1, got {pool_frames!r}')
+    if (not _is_pair(pool_instances) or not all(_is_int(v) for v in pool_instances)
+            or not 1 <= pool_instances[0] <= pool_instances[1] <= MAX_INSTANCES):
+        raise ValueError(f'pool_instances (min, max) must be two integers with 1 <= min <= max '
+                         f'<= {MAX_INSTANCES}, got {pool_instances!r}')
+    if isinstance(pool_categories, str) or not pool_categories:
+        raise ValueError(
+            f'pool_categories must be a non-empty sequence of names, got {pool_categories!r}')
+    unknown = [c for c in pool_categories if c not in SHAPES]
+    if unknown or len(set(pool_categories)) != len(pool_categories):
+        raise ValueError(f'pool_categories must be distinct names from {sorted(SHAPES)}, got '
+                         f'{list(pool_categories)}')
 
 
 def _is_int(value) -> bool:
@@ -236,6 +265,10 @@ def make_synthetic_dataset(out_dir: str,
                            categories: Sequence[str] = DEFAULT_CATEGORIES,
                            seed: int = 0,
                            jpeg_quality: int = 95,
+                           pool_videos: int = 0,
+                           pool_frames: int = 8,
+                           pool_instances: Optional[Tuple[int, int]] = None,
+                           pool_categories: Optional[Sequence[str]] = None,
                            progress: bool = True,
                            overwrite: bool = False) -> dict:
     """Generate the procedural multi-object-tracking video world as a CocoVID dataset.
@@ -254,6 +287,14 @@ def make_synthetic_dataset(out_dir: str,
             diamond, ring``; category ids are 1-based in this order.
         seed (int): the only source of randomness; same arguments, same bytes.
         jpeg_quality (int): Pillow JPEG quality.
+        pool_videos (int): videos of the unlabelled ``pool`` split (frames and captions, no
+            annotations: the generator's pretraining data, never a tracker's); 0 writes none.
+        pool_frames (int): frames per pool video (short clips: many of them, cheaply).
+        pool_instances (tuple[int, int], optional): ``(min, max)`` objects per pool video.
+            Default: ``num_instances`` with one more at most (busier scenes than the labelled
+            splits).
+        pool_categories (Sequence[str], optional): shapes of the pool. Default: every shape the
+            renderer knows, so the pool holds objects the labelled splits never show.
         progress (bool): show a progress bar (mmengine's) on stdout.
         overwrite (bool): replace the frame folders and annotation files of an earlier run in
             ``out_dir``; without it, existing outputs raise ``FileExistsError``.
@@ -261,13 +302,21 @@ def make_synthetic_dataset(out_dir: str,
     Returns:
         dict: ``out_dir``, ``captions_file`` and, per split (``novel`` included), the number of
         ``videos``, ``frames`` (on disk), ``instances`` and ``annotations``, its ``ann_file``
-        and its ``img_dir`` (None for novel).
+        and its ``img_dir`` (None for novel). The pool's ``annotations`` and ``instances`` are
+        0 (none are written) and its ``drawn_instances`` counts the objects it shows.
     """
     if splits is None:
         splits = {'train': 96, 'val': 16, 'test': 16}
     categories = tuple(categories) if not isinstance(categories, str) else categories
     _check_args(out_dir, splits, novel_videos, frames_per_video, image_size, num_instances,
                 categories, seed, jpeg_quality)
+    if pool_instances is None:
+        pool_instances = (num_instances[0], min(num_instances[1] + 1, MAX_INSTANCES))
+    if pool_categories is None:
+        pool_categories = tuple(SHAPES)
+    pool_categories = (
+        tuple(pool_categories) if not isinstance(pool_categories, str) else pool_categories)
+    _check_pool_args(pool_videos, pool_frames, pool_instances, pool_categories)
     out_dir = str(out_dir)
     ann_dir = osp.join(out_dir, 'annotations')
     jobs = [(split, count, True, osp.join(ann_dir, f'{split}_cocoformat.json'))
@@ -275,6 +324,9 @@ def make_synthetic_dataset(out_dir: str,
     if novel_videos:
         jobs.append(
             (NOVEL_SPLIT, novel_videos, False, osp.join(ann_dir, f'{NOVEL_SPLIT}_tracklets.json')))
+    if pool_videos:
+        jobs.append(
+            (POOL_SPLIT, pool_videos, True, osp.join(ann_dir, f'{POOL_SPLIT}_cocoformat.json')))
     captions_file = osp.join(ann_dir, 'captions.json')
 
     existing = [
@@ -302,6 +354,17 @@ def make_synthetic_dataset(out_dir: str,
         categories=list(categories),
         seed=int(seed),
         jpeg_quality=int(jpeg_quality))
+    # The pool's settings live in the pool's file only: the other splits keep their bytes.
+    split_gen = {
+        POOL_SPLIT:
+        dict(
+            gen,
+            pool_videos=int(pool_videos),
+            frames_per_video=int(pool_frames),
+            num_instances=[int(v) for v in pool_instances],
+            categories=list(pool_categories))
+    }
+    split_categories = {POOL_SPLIT: pool_categories}
 
     bar = None
     if progress:
@@ -317,9 +380,15 @@ def make_synthetic_dataset(out_dir: str,
             seed=int(seed),
             split=split,
             frames_written=write_frames,
-            args=gen)
-        coco = _write_split(out_dir, split, count, write_frames, info, categories, gen, captions,
-                            bar)
+            args=split_gen.get(split, gen))
+        coco = _write_split(out_dir, split, count, write_frames, info,
+                            split_categories.get(split, categories), split_gen.get(split, gen),
+                            captions, bar)
+        drawn = None
+        if split == POOL_SPLIT:  # unlabelled: what the boxes were is not for the generator
+            drawn = len({(a['video_id'], a['instance_id']) for a in coco['annotations']})
+            coco['annotations'] = []
+            coco['info']['annotations_removed'] = True
         _dump_json(coco, ann_file)
         summary['splits'][split] = dict(
             videos=count,
@@ -329,6 +398,8 @@ def make_synthetic_dataset(out_dir: str,
             annotations=len(coco['annotations']),
             ann_file=ann_file,
             img_dir=osp.join(out_dir, split) if write_frames else None)
+        if drawn is not None:
+            summary['splits'][split]['drawn_instances'] = drawn
     _dump_json(captions, captions_file)
     if bar is not None:
         print(flush=True)  # end the progress bar's line
