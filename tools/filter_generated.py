@@ -1,18 +1,18 @@
 """Keep the generated clips (or instances) that the project's metrics accept; drop the rest.
 
     python tools/filter_generated.py GEN_DIR --min-iou 0.5 --out DIR [--level instance]
-        [--min-category-acc 0.8 --category-scorer mmtrackgen.evaluation.category:FUNCTION]
+        [--min-category-acc 0.8 --category-classifier work_dirs/category_classifier.pth]
 
 GEN_DIR is a tools/generate.py output folder. DIR gets the accepted clips as a CocoVID dataset
 (``DIR/annotations.json``, frames hard-linked) that the tracker configs read like GEN_DIR, and
 ``DIR/filter_report.json``: the thresholds, counts, and each clip's and instance's scores and
-reasons. ``--category-scorer MODULE:NAME`` names a callable ``(layout, frames) -> (N,)``
-accuracy per instance (mmtrackgen/generation/filtering.py, ``CategoryScorer``).
+reasons. Category accuracy per instance comes from a classifier trained on real crops by
+tools/train_category_classifier.py (mmtrackgen/evaluation/category.py).
 """
 import argparse
-import importlib
 
 from mmtrackgen.datasets.tracklets import TrackletAnnotationError
+from mmtrackgen.evaluation.category import CategoryClassifier
 from mmtrackgen.generation.filtering import LEVELS, filter_generated
 from mmtrackgen.utils import exit_with_error
 
@@ -24,11 +24,13 @@ def parse_args(argv=None):
     parser.add_argument(
         '--min-iou', type=float, required=True, help='least mean alignment IoU to keep')
     parser.add_argument(
-        '--min-category-acc', type=float, help='least category accuracy to keep (needs a scorer)')
+        '--min-category-acc',
+        type=float,
+        help='least category accuracy to keep (needs --category-classifier)')
     parser.add_argument(
-        '--category-scorer',
-        metavar='MODULE:NAME',
-        help='callable (layout, frames) -> (N,) category accuracy per instance')
+        '--category-classifier',
+        metavar='PTH',
+        help='a classifier saved by tools/train_category_classifier.py')
     parser.add_argument(
         '--level',
         choices=LEVELS,
@@ -36,28 +38,16 @@ def parse_args(argv=None):
         help='judge whole clips, or each instance (dropping its boxes) and keep clips with any')
     parser.add_argument('--overwrite', action='store_true', help='replace an earlier output')
     args = parser.parse_args(argv)
-    if args.min_category_acc is not None and not args.category_scorer:
-        parser.error('--min-category-acc needs --category-scorer MODULE:NAME')
+    if args.min_category_acc is not None and not args.category_classifier:
+        parser.error('--min-category-acc needs --category-classifier PTH')
     return args
-
-
-def load_scorer(spec: str):
-    module, _, name = spec.partition(':')
-    if not module or not name:
-        raise ValueError(f"--category-scorer must be MODULE:NAME, got '{spec}'")
-    try:
-        scorer = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"--category-scorer '{spec}' cannot be loaded: {e}") from e
-    if not callable(scorer):
-        raise ValueError(f"--category-scorer '{spec}' is not callable")
-    return scorer
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        scorer = load_scorer(args.category_scorer) if args.category_scorer else None
+        scorer = (CategoryClassifier.load(args.category_classifier).instance_accuracy
+                  if args.category_classifier else None)
         report = filter_generated(
             args.gen_dir,
             args.out,

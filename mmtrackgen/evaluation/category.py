@@ -95,6 +95,24 @@ class CategoryClassifier(nn.Module):
                                                                          batch_size))]
         return torch.cat(logits).argmax(1).numpy()
 
+    def instance_accuracy(self, layout: TrackletLayout, frames: np.ndarray) -> np.ndarray:
+        """(N,) share of each instance's scored crops classified as its category (NaN where
+        none is visible enough to score): the per-instance scorer of
+        :func:`mmtrackgen.generation.filtering.filter_generated`."""
+        keep = layout.visible & (layout.visibility >= MIN_VISIBILITY)  # (F, N)
+        crops, names = layout_crops(layout, frames)  # in np.nonzero(keep) order
+        unknown = sorted(set(names) - set(self.classes))
+        if unknown:
+            raise ValueError(f"video '{layout.name}': categories {unknown} are not among the "
+                             f'classifier\'s classes {list(self.classes)}')
+        correct = self.predict(crops) == np.asarray([self.classes.index(n) for n in names],
+                                                    np.int64)
+        hits = np.zeros(layout.num_instances)
+        np.add.at(hits, np.nonzero(keep)[1], correct)
+        counts = keep.sum(axis=0)
+        with np.errstate(invalid='ignore', divide='ignore'):
+            return np.where(counts > 0, hits / counts, np.nan)
+
     def save(self, path: str) -> None:
         torch.save(
             dict(

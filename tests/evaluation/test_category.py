@@ -71,3 +71,18 @@ def test_unknown_category_names_the_video(world, classifier):
     odd = layout.copy(categories=['ring'] * len(layout.categories))
     with pytest.raises(ValueError, match=f"video '{layout.name}'"):
         category_accuracy([(odd, frames)], classifier)
+
+
+def test_instance_accuracy_flags_the_instance_drawn_as_another_category(world, classifier):
+    """The per-instance scorer the filter uses: one relabelled instance scores low, the rest
+    keep their score."""
+    layout, frames = max(world[1], key=lambda v: v[0].num_instances)
+    before = classifier.instance_accuracy(layout, frames)
+    assert before.shape == (layout.num_instances, )
+    k = int(np.nanargmax(before))
+    categories = list(layout.categories)
+    categories[k] = CLASSES[(CLASSES.index(categories[k]) + 1) % len(CLASSES)]
+    after = classifier.instance_accuracy(layout.copy(categories=categories), frames)
+    assert before[k] > 0.8 and after[k] < 0.2
+    others = np.arange(layout.num_instances) != k
+    np.testing.assert_array_equal(after[others], before[others])

@@ -156,10 +156,10 @@ def test_tool(generated, tmp_path):
     proc = subprocess.run([
         sys.executable, tool,
         str(generated), '--min-iou', '0.6', '--out', out, '--overwrite', '--min-category-acc',
-        '0.5', '--category-scorer', 'numpy:no_such_function'
+        '0.5', '--category-classifier', str(tmp_path / 'missing.pth')
     ],
                           capture_output=True,
                           text=True,
                           env=env,
                           timeout=120)
-    assert proc.returncode == 2 and 'cannot be loaded' in proc.stderr
+    assert proc.returncode == 2 and 'missing.pth' in proc.stderr
