@@ -72,6 +72,7 @@ PRESETS = {
     dict(
         real_videos=2,
         pool_videos=4,
+        autoencoder_iters=2,
         pretrain_iters=2,
         generator_iters=2,
         augment=1,
@@ -86,6 +87,7 @@ PRESETS = {
     dict(
         real_videos=8,
         pool_videos=2000,
+        autoencoder_iters=1000,
         pretrain_iters=600,
         generator_iters=300,
         augment=1,
@@ -123,6 +125,11 @@ def parse_args(argv=None):
     parser.add_argument('--generator-config', default='configs/trackdiff/synthetic_tiny.py')
     parser.add_argument(
         '--pretrain-config', default='configs/trackdiff/synthetic_tiny_pretrain.py')
+    parser.add_argument(
+        '--autoencoder-config', default='configs/autoencoder/synthetic_f4.py',
+        help="the latent generators' autoencoder, trained on the pool's frames")
+    parser.add_argument(
+        '--autoencoder-iters', type=int, help='iterations of the autoencoder on the pool')
     parser.add_argument('--pretrain-iters', type=int, help='iterations of pool pretraining')
     parser.add_argument(
         '--generator-iters',
@@ -152,7 +159,7 @@ def parse_args(argv=None):
     preset = parser.parse_known_args(argv)[0].preset
     parser.set_defaults(**PRESETS[preset])
     args = parser.parse_args(argv)
-    for option in ('real_videos', 'pool_videos', 'pretrain_iters', 'generator_iters',
+    for option in ('real_videos', 'pool_videos', 'autoencoder_iters', 'pretrain_iters', 'generator_iters',
                    'sampling_steps', 'bytetrack_iters', 'qdtrack_iters', 'jobs', 'threads'):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be >= 1")
@@ -258,15 +265,59 @@ class Experiment:
                      needs)
 
     @property
+    def autoencoder_dir(self) -> str:
+        """The work dir of the pool's autoencoder; the diffusers folder is its ``vae/``."""
+        return self.path('autoencoder')
+
+    def autoencoder_stage(self, needs: tuple) -> Stage:
+        """The latent generators' autoencoder, trained on the pool's frames only: like Stable
+        Diffusion's VAE, it comes from outside the labelled set."""
+        work, iters = self.autoencoder_dir, self.args.autoencoder_iters
+        config = osp.join(work, 'config.py')
+        if not osp.isfile(config):
+            cfg = Config.fromfile(osp.join(ROOT, self.args.autoencoder_config))
+            dataset = cfg.train_dataloader.dataset
+            dataset.data_root = self.pool_world + '/'
+            dataset.ann_file = 'annotations/pool_cocoformat.json'
+            dataset.data_prefix = dict(img_path='pool/')
+            self.fit_schedule(cfg, iters)
+            os.makedirs(work, exist_ok=True)
+            cfg.dump(config)
+        command = [sys.executable, osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work]
+        if osp.isfile(osp.join(work, 'last_checkpoint')):
+            command.append('--resume')
+        exported = osp.join(work, 'vae', 'config.json')  # written last, after the weights
+        return Stage(f'train the autoencoder on the pool ({iters} iterations)', command,
+                     lambda: osp.isfile(exported), self.path('logs/autoencoder_train.log'),
+                     needs)
+
+    def use_autoencoder(self, cfg: Config) -> Config:
+        """Point a latent generator config at the pool's autoencoder."""
+        vae = cfg.model.get('data_preprocessor', {}).get('vae')
+        if vae is not None and 'pretrained' in vae:
+            vae.pretrained = self.autoencoder_dir
+        return cfg
+
+    @property
+    def uses_autoencoder(self) -> bool:
+        cfg = Config.fromfile(osp.join(ROOT, self.args.generator_config))
+        return 'pretrained' in (cfg.model.get('data_preprocessor', {}).get('vae') or {})
+
+    @property
     def pretrain_checkpoint(self) -> str:
         return self.path('generator_pool', f'iter_{self.args.pretrain_iters}.pth')
 
     def generator_stages(self) -> list:
         pool = self.pool_stage()
+        stages = [pool]
+        ready = ()  # what every generator waits for
+        if self.uses_autoencoder:
+            stages.append(self.autoencoder_stage((pool.name, )))
+            ready = (stages[-1].name, )
         pretrain = self.train_stage('generator_pool', 'TrackDiffusion on the unlabelled pool',
                                     self.pretrain_config, self.args.pretrain_iters,
-                                    (pool.name, ))
-        stages = [pool, pretrain]
+                                    (pool.name, *ready))
+        stages.append(pretrain)
         for name, (what, enhancer, pretrained) in GENERATORS.items():
             work = self.path(name)
             config = osp.join(work, 'config.py')
@@ -274,7 +325,8 @@ class Experiment:
             stages.append(
                 self.train_stage(name, what,
                                  lambda e=enhancer, p=pretrained: self.generator_config(e, p),
-                                 self.args.generator_iters, (pretrain.name, ) if pretrained else ()))
+                                 self.args.generator_iters,
+                                 (pretrain.name, ) if pretrained else ready))
             out = self.path('data', name.replace('generator', 'generated'))
             stages.append(
                 Stage(
@@ -334,7 +386,7 @@ class Experiment:
         """The pool config (no boxes) on the pool world, fitted to `--pretrain-iters`."""
         cfg = Config.fromfile(osp.join(ROOT, self.args.pretrain_config))
         cfg.train_dataloader.dataset.data_root = self.pool_world + '/'
-        return self.fit_schedule(cfg, self.args.pretrain_iters)
+        return self.fit_schedule(self.use_autoencoder(cfg), self.args.pretrain_iters)
 
     def generator_config(self, enhancer: bool, pretrained: bool = False) -> Config:
         cfg = Config.fromfile(osp.join(ROOT, self.args.generator_config))
@@ -345,7 +397,7 @@ class Experiment:
             cfg.model.generator.enhancer_track_dim = None  # no Instance Enhancer at all
         if pretrained:  # fine-tuning: the pool model's weights, a fresh optimiser and schedule
             cfg.load_from = self.pretrain_checkpoint
-        return self.fit_schedule(cfg, self.args.generator_iters)
+        return self.fit_schedule(self.use_autoencoder(cfg), self.args.generator_iters)
 
     # --- trackers -------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
 
@@ -145,8 +146,17 @@ def test_generator_configs_scratch_pretrained_and_pool(world):
     stages = {s.name: s for s in exp.generator_stages()}
     finetune = stages['train TrackDiffusion pretrained on the pool (40 iterations)']
     assert finetune.needs == ('train TrackDiffusion on the unlabelled pool (60 iterations)', )
-    assert stages[finetune.needs[0]].needs == ('make the unlabelled pool (2000 clips)', )
-    assert stages['train TrackDiffusion from scratch (40 iterations)'].needs == ()
+    autoencoder = 'train the autoencoder on the pool (1000 iterations)'
+    assert stages[finetune.needs[0]].needs == ('make the unlabelled pool (2000 clips)',
+                                               autoencoder)
+    assert stages[autoencoder].needs == ('make the unlabelled pool (2000 clips)', )
+    assert stages['train TrackDiffusion from scratch (40 iterations)'].needs == (autoencoder, )
+    # the latent generators read the autoencoder trained on the pool, not a local work_dirs/
+    for cfg in (with_enhancer, pool):
+        assert cfg.model.data_preprocessor.vae.pretrained == exp.path('autoencoder')
+    autoencoder_cfg = Config.fromfile(exp.path('autoencoder', 'config.py'))
+    assert autoencoder_cfg.train_dataloader.dataset.data_root == exp.pool_world + '/'
+    assert autoencoder_cfg.train_dataloader.dataset.data_prefix == dict(img_path='pool/')
     assert '--min-iou' in stages['generate clips with the filter'].command
 
 
