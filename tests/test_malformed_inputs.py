@@ -593,7 +593,10 @@ CONFIG_CASES = [
                 'frames_per_clip'),
     config_case('config_base_missing', "_base_ = ['./no_such_base.py']\n", 'no_such_base.py',
                 'does not exist'),
-    config_case('config_without_classes', BASE + 'classes = None\n', 'classes'),
+    config_case(
+        'config_without_classes',  # neither the config nor its training dataset names them
+        BASE + 'classes = None\ntrain_dataloader = dict(dataset=dict(metainfo=None))\n',
+        'classes'),
     config_case(
         'config_num_frames_zero', BASE, 'num_frames', extra=('--cfg-options', 'num_frames=0')),
     config_case(

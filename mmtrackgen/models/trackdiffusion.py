@@ -79,6 +79,9 @@ class TrackDiffusion(BaseModel):
             (``'tracklet_encoder'``, ``'generator.conv_in'``) or a group of the generator's
             ``module_groups()`` (``'generator.temporal'``, ``'generator.enhancer'``). None
             trains everything. Everything else is frozen and kept in eval mode.
+        train_closed_gates (bool): also train gated layers left out of ``trainable`` whose gates
+            are closed at build time (they would never open). False where a checkpoint loaded
+            after building opens them (the authors' converted weights).
         gradient_checkpointing (bool): recompute the generator's activations in backward.
         caption_encoder (dict, optional): a trainable caption encoder built from config (e.g.
             ``WordCaptionEncoder``) for models whose preprocessor has no text encoder: captions
@@ -101,6 +104,7 @@ class TrackDiffusion(BaseModel):
                  caption_dropout: float = 0.1,
                  tracklet_dropout: float = 0.1,
                  trainable: Optional[Sequence[str]] = None,
+                 train_closed_gates: bool = True,
                  gradient_checkpointing: bool = False,
                  caption_encoder: Optional[dict] = None,
                  compile_generator: Optional[dict] = None,
@@ -151,6 +155,7 @@ class TrackDiffusion(BaseModel):
         if gradient_checkpointing:
             self.generator.enable_gradient_checkpointing()
         self.trainable = tuple(trainable) if trainable is not None else None
+        self.train_closed_gates = train_closed_gates
         self._freeze_all_but(self.trainable)
         if compile_generator is not None:
             self.generator.compile(**compile_generator)
@@ -181,7 +186,8 @@ class TrackDiffusion(BaseModel):
             for module in self._resolve(name):
                 module.requires_grad_(True)
         self.data_preprocessor.requires_grad_(False)
-        self._train_closed_gated_layers()
+        if self.train_closed_gates:
+            self._train_closed_gated_layers()
         self.train(self.training)
 
     def _train_closed_gated_layers(self) -> None:
@@ -198,7 +204,8 @@ class TrackDiffusion(BaseModel):
                 continue
             if any(p.requires_grad for p in module.parameters()):
                 continue
-            if all(not g.detach().any() for g in gates):
+            # on the meta device (memory model) values are unknown: gates are built closed
+            if all(g.is_meta or not g.detach().any() for g in gates):
                 module.requires_grad_(True)
                 closed.append(f'generator.{name}')
         if closed:

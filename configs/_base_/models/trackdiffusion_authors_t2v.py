@@ -60,6 +60,7 @@ model = dict(
     caption_dropout=0.1,
     tracklet_dropout=0.1,
     trainable=('generator.temporal', 'generator.enhancer', 'tracklet_encoder'),  # their `temp`
+    train_closed_gates=False,  # the converted checkpoint opens the grounding gates after build
     gradient_checkpointing=True,
     compile_generator=None,
     num_inference_steps=50,
