@@ -20,6 +20,7 @@ Every stage leaves its result in the work dir; a rerun (after an interruption, o
 seeds) skips finished stages and resumes interrupted trainings from their last checkpoint.
 """
 import argparse
+import functools
 import glob
 import json
 import os
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from mmengine.config import Config
 from rich.console import Console
@@ -75,9 +76,7 @@ PRESETS = {
         autoencoder_iters=2,
         pretrain_iters=2,
         generator_iters=2,
-        augment=1,
         sampling_steps=2,
-        trackers=['bytetrack', 'qdtrack'],
         bytetrack_iters=4,
         qdtrack_iters=2,
         min_iou=0.0,  # untrained generators: keep every clip with a box, so rows have data
@@ -90,15 +89,15 @@ PRESETS = {
         autoencoder_iters=1000,
         pretrain_iters=600,
         generator_iters=300,
-        augment=1,
         sampling_steps=10,
-        trackers=['bytetrack', 'qdtrack'],
         bytetrack_iters=2000,
         qdtrack_iters=400,
         min_iou=0.5,
         previews=True,
         seeds=[0, 1, 2, 3, 4]),
 }
+for _sizes in PRESETS.values():  # what every preset shares
+    _sizes.update(augment=1, trackers=['bytetrack', 'qdtrack'])
 console = Console(stderr=True, log_path=False, soft_wrap=True)
 
 
@@ -250,10 +249,12 @@ class Experiment:
     # --- generators -----------------------------------------------------------------------------
 
     def train_stage(self, name: str, what: str, cfg: Callable[[], Config], iters: int,
-                    needs: tuple = ()) -> Stage:
+                    needs: tuple = (), done_file: Optional[str] = None) -> Stage:
+        """``tools/train.py`` on ``cfg()`` in ``WORK_DIR/name``, resumed if interrupted; done when
+        ``done_file`` (default: the last iteration's checkpoint) exists."""
         work = self.path(name)
         config = osp.join(work, 'config.py')
-        checkpoint = osp.join(work, f'iter_{iters}.pth')
+        done_file = done_file or osp.join(work, f'iter_{iters}.pth')
         if not osp.isfile(config):
             os.makedirs(work, exist_ok=True)
             cfg().dump(config)
@@ -261,8 +262,7 @@ class Experiment:
         if osp.isfile(osp.join(work, 'last_checkpoint')):
             command.append('--resume')  # an interrupted run continues
         return Stage(f'train {what} ({iters} iterations)', command,
-                     lambda c=checkpoint: osp.isfile(c), self.path(f'logs/{name}_train.log'),
-                     needs)
+                     lambda: osp.isfile(done_file), self.path(f'logs/{name}_train.log'), needs)
 
     @property
     def autoencoder_dir(self) -> str:
@@ -272,24 +272,19 @@ class Experiment:
     def autoencoder_stage(self, needs: tuple) -> Stage:
         """The latent generators' autoencoder, trained on the pool's frames only: like Stable
         Diffusion's VAE, it comes from outside the labelled set."""
-        work, iters = self.autoencoder_dir, self.args.autoencoder_iters
-        config = osp.join(work, 'config.py')
-        if not osp.isfile(config):
+
+        def config() -> Config:
             cfg = Config.fromfile(osp.join(ROOT, self.args.autoencoder_config))
             dataset = cfg.train_dataloader.dataset
             dataset.data_root = self.pool_world + '/'
             dataset.ann_file = 'annotations/pool_cocoformat.json'
             dataset.data_prefix = dict(img_path='pool/')
-            self.fit_schedule(cfg, iters)
-            os.makedirs(work, exist_ok=True)
-            cfg.dump(config)
-        command = [sys.executable, osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work]
-        if osp.isfile(osp.join(work, 'last_checkpoint')):
-            command.append('--resume')
-        exported = osp.join(work, 'vae', 'config.json')  # written last, after the weights
-        return Stage(f'train the autoencoder on the pool ({iters} iterations)', command,
-                     lambda: osp.isfile(exported), self.path('logs/autoencoder_train.log'),
-                     needs)
+            self.fit_schedule(cfg, self.args.autoencoder_iters)
+            return cfg
+
+        return self.train_stage(
+            'autoencoder', 'the autoencoder on the pool', config, self.args.autoencoder_iters,
+            needs, done_file=osp.join(self.autoencoder_dir, 'vae', 'config.json'))  # written last
 
     def use_autoencoder(self, cfg: Config) -> Config:
         """Point a latent generator config at the pool's autoencoder."""
@@ -298,7 +293,7 @@ class Experiment:
             vae.pretrained = self.autoencoder_dir
         return cfg
 
-    @property
+    @functools.cached_property
     def uses_autoencoder(self) -> bool:
         cfg = Config.fromfile(osp.join(ROOT, self.args.generator_config))
         return 'pretrained' in (cfg.model.get('data_preprocessor', {}).get('vae') or {})

@@ -11,17 +11,12 @@ from mmtrackgen.registry import MODELS
 from mmtrackgen.utils import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
+# The default autoencoder's architecture (configs/autoencoder/synthetic_f4.py), narrowed for speed.
 TINY_VAE = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=('DownEncoderBlock2D', ) * 3,
-    up_block_types=('UpDecoderBlock2D', ) * 3,
+    load_config(str(ROOT / 'configs/autoencoder/synthetic_f4.py')).model.vae.to_dict(),
     block_out_channels=(8, 16, 16),
-    layers_per_block=1,
-    latent_channels=4,
     norm_num_groups=4,
-    sample_size=16,
-    mid_block_add_attention=False)
+    sample_size=16)
 
 
 def _frames(n=8, size=16, seed=0):
