@@ -1,7 +1,7 @@
 """Alignment of generated clips with their tracklets on held-out synthetic clips.
 
     python tools/evaluate_alignment.py configs/trackdiff/synthetic_tiny.py CHECKPOINT \
-        [--split test] [--num-clips 32] [--steps 25] [--out alignment.json]
+        [--split test] [--num-clips 32] [--steps 25] [--scheduler NAME] [--out alignment.json]
 
 Samples each clip twice, with its tracklets and with all instances nulled (the same model, no
 boxes), and scores both against the clip's boxes with :func:`box_alignment` (foreground of the
@@ -31,6 +31,8 @@ def parse_args():
     parser.add_argument('--num-clips', type=int, default=32)
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--steps', type=int, help='sampling steps (default: the config)')
+    parser.add_argument(
+        '--scheduler', help='a diffusers scheduler class name (default: the config sampler)')
     parser.add_argument('--guidance', type=float, help='guidance scale (default: the config)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='write the figures as JSON here')
@@ -67,6 +69,7 @@ def main():
                 data['data_samples'],
                 num_inference_steps=args.steps,
                 guidance_scale=args.guidance,
+                scheduler=args.scheduler,
                 seed=args.seed + start)
             for sample in samples:
                 frames = sample.pred_frames.permute(0, 2, 3, 1).numpy()  # (F, H, W, 3)
@@ -85,6 +88,7 @@ def main():
         split=args.split,
         clips=len(picks),
         steps=args.steps or model.num_inference_steps,
+        scheduler=args.scheduler or model.sampler_cfg,
         guidance=args.guidance if args.guidance is not None else model.guidance_scale)
     for name, per_clip in scores.items():
         result[name] = summarize_alignment(np.concatenate([s.ravel() for s in per_clip]))

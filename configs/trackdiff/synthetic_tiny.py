@@ -29,7 +29,11 @@ model = dict(
         up_block_types=('UpBlock3D', 'CrossAttnUpBlock3D', 'CrossAttnUpBlock3D'),
         block_out_channels=(64, 96, 128),
         norm_num_groups=16),
-    caption_dropout=0.1)  # the empty caption is guidance's unconditional input
+    caption_dropout=0.1,  # the empty caption is guidance's unconditional input
+    # 10 DPM-Solver++ steps: on 8 held-out clips at 900 iterations, alignment iou50 0.45 vs
+    # 0.29 with 10 DDIM steps (docs/training.md run 6)
+    sampler='DPMSolverMultistepScheduler',
+    num_inference_steps=10)
 
 pipeline_resize = dict(type='ClipResize', scale=image_size)
 train_pipeline = [

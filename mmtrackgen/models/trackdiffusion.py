@@ -41,6 +41,12 @@ def build_scheduler(cfg: Union[dict, str], base_config: Optional[dict] = None):
         if (base_config.get('beta_schedule') == 'squaredcos_cap_v2'
                 and 'lambda_min_clipped' in inspect.signature(cls.__init__).parameters):
             cfg.setdefault('lambda_min_clipped', -5.1)
+        # Sampling must start from the last training timestep, where the clip is pure noise.
+        # DDPM's (and so the training schedule's) 'leading' spacing starts a few-step DDIM at
+        # T - T/steps (900 of 1000 at 10 steps), where the cosine schedule still keeps 17% of
+        # the signal the pure-noise start lacks; 'trailing' starts at T - 1 (Lin et al. 2024).
+        if 'timestep_spacing' in inspect.signature(cls.__init__).parameters:
+            cfg.setdefault('timestep_spacing', 'trailing')
         return cls.from_config(base_config, **cfg)
     return cls(**cfg)
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmtrackgen.models.conditioning import GatedGrounding, InstanceEnhancer
-from mmtrackgen.models.trackdiffusion import foreground_mask
+from mmtrackgen.models.trackdiffusion import build_scheduler, foreground_mask
 from mmtrackgen.registry import MODELS
 from mmtrackgen.structures import TrackletClipSample
 from tests.factories import write_tiny_clip
@@ -185,6 +185,22 @@ def test_guidance_batches_both_passes_and_any_scheduler_samples():
         assert out[0].pred_frames.dtype == torch.uint8
     with pytest.raises(ValueError, match='not a diffusers scheduler'):
         model.predict(data['inputs'], data['data_samples'], scheduler='NoSuchScheduler')
+
+
+@pytest.mark.parametrize('name', ['DDIMScheduler', 'DPMSolverMultistepScheduler',
+                                  'EulerDiscreteScheduler', 'DDPMScheduler'])
+def test_sampling_starts_from_the_last_training_timestep(name):
+    """A few-step sampler swapped in by name starts where training's noise is pure: with DDPM's
+    'leading' spacing a 10-step DDIM started at t=900 and gave blurs (alignment 0.05 vs 0.45)."""
+    training = build_scheduler(dict(type='DDPMScheduler', num_train_timesteps=1000,
+                                    beta_schedule='squaredcos_cap_v2'))
+    sampler = build_scheduler(name, training.config)
+    sampler.set_timesteps(10)
+    first = int(sampler.timesteps[0])  # 999 (995 for DPM-Solver, floored in log-SNR)
+    assert training.alphas_cumprod[first] < 1e-3  # (almost) no signal left
+    explicit = build_scheduler(dict(type=name, timestep_spacing='leading'), training.config)
+    explicit.set_timesteps(10)
+    assert int(explicit.timesteps[0]) == 900  # a config's own choice is kept
 
 
 def test_v_prediction_and_tensor_mode():
