@@ -47,6 +47,7 @@ from diffusers.models.resnet import TemporalConvLayer
 from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
 from mmengine.logging import MMLogger
 
+from mmtrackgen.registry import MODELS
 from ..data_preprocessors.trackdiffusion_data_preprocessor import (PRETRAINED_HINT,
                                                                    check_pretrained_folder)
 from .tracklet_unet3d import TrackletUNet3D
@@ -382,6 +383,50 @@ def load_tracklet_unet_spatiotemporal(
     return model, report
 
 
+# ----------------------------------------------------------------- config entries
+@MODELS.register_module(name='PretrainedTrackletUNet3D')
+def build_pretrained_tracklet_unet3d(pretrained: str,
+                                     subfolder: str | None = 'unet',
+                                     weights_format: str = 'auto',
+                                     grounding_weights: str | None = None,
+                                     **new_layers: Any) -> TrackletUNet3D:
+    """Config entry for a UNet3D from a local diffusers folder, extended with ``new_layers``
+    (``grounding_context_dim``, ``enhancer_track_dim``...): ``dict(type='PretrainedTrackletUNet3D',
+    pretrained='data/pretrained/text-to-video-ms-1.7b', grounding_context_dim=768, ...)``.
+
+    ``weights_format``: ``'modelscope'`` (a UNet3D folder), ``'sd'`` (a Stable Diffusion 1.x
+    UNet2D, inflated) or ``'auto'``; ``grounding_weights``: an optional GLIGEN folder for the
+    grounding modules. See :func:`~.pretrained.load_tracklet_unet3d`; its :class:`LoadReport` is
+    logged and kept as the model's ``load_report``. Nothing is downloaded: a missing folder or
+    file is an error naming it."""
+    model, report = load_tracklet_unet3d(
+        pretrained,
+        subfolder,
+        weights_format=weights_format,
+        grounding_weights=grounding_weights,
+        **new_layers)
+    model.load_report = report
+    return model
+
+
+@MODELS.register_module(name='PretrainedTrackletUNetSpatioTemporal')
+def build_pretrained_tracklet_unet_spatiotemporal(pretrained: str,
+                                                  subfolder: str | None = 'unet',
+                                                  variant: str | None = None,
+                                                  **new_layers: Any) -> TrackletUNetSpatioTemporal:
+    """Config entry for an SVD UNet from a local diffusers folder, extended with ``new_layers``:
+    ``dict(type='PretrainedTrackletUNetSpatioTemporal',
+    pretrained='data/pretrained/stable-video-diffusion-img2vid', grounding_context_dim=1024,
+    ...)``. ``variant='fp16'`` reads ``diffusion_pytorch_model.fp16.safetensors``.
+
+    See :func:`~.pretrained.load_tracklet_unet_spatiotemporal`; its :class:`~.pretrained.LoadReport`
+    is logged and kept as the model's ``load_report``. Nothing is downloaded: a missing folder or
+    file is an error naming it."""
+    model, report = load_tracklet_unet_spatiotemporal(pretrained, subfolder, variant, **new_layers)
+    model.load_report = report
+    return model
+
+
 # ----------------------------------------------------------------- shared by the loaders
 def _own_arguments(config: dict[str, Any]) -> dict[str, Any]:
     """A diffusers ``config.json`` without its ``_class_name``, ``_diffusers_version``..."""
@@ -561,7 +606,6 @@ def load_exported(folder: str) -> torch.nn.Module:
     from mmengine.config import Config
     from safetensors.torch import load_file
 
-    from mmtrackgen.registry import MODELS
     path = osp.join(folder, EXPORTED_CONFIG)
     if not osp.isfile(path):
         raise FileNotFoundError(f"'{path}' not found: '{folder}' is not an exported model "

@@ -440,29 +440,3 @@ class TrackletUNet3D(TrackletUNetMixin, UNet3DConditionModel):
                 grounding=lambda name, m: isinstance(m, GatedGrounding),
                 enhancer=lambda name, m: isinstance(m, InstanceEnhancer)),
             rest='spatial')
-
-
-@MODELS.register_module(name='PretrainedTrackletUNet3D')
-def build_pretrained_tracklet_unet3d(pretrained: str,
-                                     subfolder: str | None = 'unet',
-                                     weights_format: str = 'auto',
-                                     grounding_weights: str | None = None,
-                                     **new_layers: Any) -> TrackletUNet3D:
-    """Config entry for a UNet3D from a local diffusers folder, extended with ``new_layers``
-    (``grounding_context_dim``, ``enhancer_track_dim``...): ``dict(type='PretrainedTrackletUNet3D',
-    pretrained='data/pretrained/text-to-video-ms-1.7b', grounding_context_dim=768, ...)``.
-
-    ``weights_format``: ``'modelscope'`` (a UNet3D folder), ``'sd'`` (a Stable Diffusion 1.x
-    UNet2D, inflated) or ``'auto'``; ``grounding_weights``: an optional GLIGEN folder for the
-    grounding modules. See :func:`~.pretrained.load_tracklet_unet3d`; its :class:`LoadReport` is
-    logged and kept as the model's ``load_report``. Nothing is downloaded: a missing folder or
-    file is an error naming it."""
-    from .pretrained import load_tracklet_unet3d
-    model, report = load_tracklet_unet3d(
-        pretrained,
-        subfolder,
-        weights_format=weights_format,
-        grounding_weights=grounding_weights,
-        **new_layers)
-    model.load_report = report
-    return model

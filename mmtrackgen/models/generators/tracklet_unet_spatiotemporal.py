@@ -314,22 +314,3 @@ class TrackletUNetSpatioTemporal(TrackletUNetMixin, UNetSpatioTemporalConditionM
                 grounding=lambda name, m: isinstance(m, GatedGrounding),
                 enhancer=lambda name, m: isinstance(m, InstanceEnhancer)),
             rest='spatial')
-
-
-@MODELS.register_module(name='PretrainedTrackletUNetSpatioTemporal')
-def build_pretrained_tracklet_unet_spatiotemporal(pretrained: str,
-                                                  subfolder: str | None = 'unet',
-                                                  variant: str | None = None,
-                                                  **new_layers: Any) -> TrackletUNetSpatioTemporal:
-    """Config entry for an SVD UNet from a local diffusers folder, extended with ``new_layers``:
-    ``dict(type='PretrainedTrackletUNetSpatioTemporal',
-    pretrained='data/pretrained/stable-video-diffusion-img2vid', grounding_context_dim=1024,
-    ...)``. ``variant='fp16'`` reads ``diffusion_pytorch_model.fp16.safetensors``.
-
-    See :func:`~.pretrained.load_tracklet_unet_spatiotemporal`; its :class:`~.pretrained.LoadReport`
-    is logged and kept as the model's ``load_report``. Nothing is downloaded: a missing folder or
-    file is an error naming it."""
-    from .pretrained import load_tracklet_unet_spatiotemporal
-    model, report = load_tracklet_unet_spatiotemporal(pretrained, subfolder, variant, **new_layers)
-    model.load_report = report
-    return model
