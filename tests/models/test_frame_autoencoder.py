@@ -29,9 +29,10 @@ def _frames(n=8, size=16, seed=0):
     return frames
 
 
-def test_training_lowers_the_reconstruction_error():
+@pytest.mark.parametrize('pixel_loss', ['l1', 'mse'])
+def test_training_lowers_the_reconstruction_error(pixel_loss):
     torch.manual_seed(0)
-    model = FrameAutoencoder(TINY_VAE)
+    model = FrameAutoencoder(TINY_VAE, pixel_loss=pixel_loss)
     frames = _frames()
     before = (model.reconstruct(frames) - frames).abs().mean()
     optimizer = torch.optim.Adam(model.parameters(), 3e-3)
@@ -42,6 +43,12 @@ def test_training_lowers_the_reconstruction_error():
         optimizer.step()
     after = (model.reconstruct(frames) - frames).abs().mean()
     assert after < 0.5 * before
+    assert set(model(frames, mode='loss')) == {f'loss_{pixel_loss}', 'loss_kl'}
+
+
+def test_unknown_pixel_loss_is_refused():
+    with pytest.raises(ValueError, match="pixel_loss must be 'l1' or 'mse'"):
+        FrameAutoencoder(TINY_VAE, pixel_loss='l3')
 
 
 def test_frames_not_a_multiple_of_the_factor_are_refused():

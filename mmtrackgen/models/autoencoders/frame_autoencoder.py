@@ -19,14 +19,17 @@ from mmtrackgen.registry import MODELS
 class FrameAutoencoder(BaseModel):
     """Trains a diffusers ``AutoencoderKL`` to reconstruct frames.
 
-    Loss: L1 reconstruction (sharper than L2 on the world's small textured objects) plus a
-    ``kl_weight`` times the KL divergence to a unit Gaussian per latent element, which keeps the
-    latents near the scale and smoothness a diffusion model expects (SD's VAE uses 1e-6 per
-    pixel; the latents here are few, so a larger weight is affordable).
+    Loss: a pixel reconstruction term plus ``kl_weight`` times the KL divergence to a unit
+    Gaussian per latent element, which keeps the latents near the scale and smoothness a
+    diffusion model expects (SD's VAE uses 1e-6 per pixel; the latents here are few, so a larger
+    weight is affordable). The pixel term is ``'l1'`` or ``'mse'``: L1 is content with a frame
+    whose few object pixels are wrong (each costs no more than a background pixel's noise), MSE
+    charges their large errors quadratically and so makes the latents keep the objects.
 
     Args:
         vae (dict): ``AutoencoderKL`` constructor arguments (the architecture).
         kl_weight (float): weight of the KL term.
+        pixel_loss (str): ``'l1'`` or ``'mse'``.
         data_preprocessor (dict, optional): defaults to mmengine's ``ImgDataPreprocessor``
             mapping uint8 BGR frames to RGB in [-1, 1].
     """
@@ -34,6 +37,7 @@ class FrameAutoencoder(BaseModel):
     def __init__(self,
                  vae: dict,
                  kl_weight: float = 1e-4,
+                 pixel_loss: str = 'l1',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         from diffusers import AutoencoderKL
@@ -42,8 +46,11 @@ class FrameAutoencoder(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if kl_weight < 0:
             raise ValueError(f'kl_weight must be >= 0, got {kl_weight}')
+        if pixel_loss not in ('l1', 'mse'):
+            raise ValueError(f"pixel_loss must be 'l1' or 'mse', got {pixel_loss!r}")
         self.vae = AutoencoderKL(**vae)
         self.kl_weight = kl_weight
+        self.pixel_loss = pixel_loss
 
     @property
     def downsample(self) -> int:
@@ -65,9 +72,12 @@ class FrameAutoencoder(BaseModel):
         posterior = self.vae.encode(frames).latent_dist  # (B, C, h, w) mean and log-variance
         recon = self.vae.decode(posterior.sample()).sample  # (B, 3, H, W)
         latent_elements = posterior.mean[0].numel()
-        return dict(
-            loss_l1=(recon - frames).abs().mean(),
-            loss_kl=self.kl_weight * posterior.kl().mean() / latent_elements)
+        error = recon - frames
+        pixel = error.abs().mean() if self.pixel_loss == 'l1' else error.square().mean()
+        return {
+            f'loss_{self.pixel_loss}': pixel,
+            'loss_kl': self.kl_weight * posterior.kl().mean() / latent_elements
+        }
 
     @torch.no_grad()
     def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
