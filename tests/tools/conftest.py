@@ -20,3 +20,19 @@ def data_root(tmp_path_factory):
         seed=3,
         progress=False)
     return str(root) + '/'
+
+
+@pytest.fixture(scope='module')
+def test_world(tmp_path_factory):
+    """A micro synthetic world with only a test split (3 videos, 8 frames of 48x48), for the
+    tools that score or transform real clips."""
+    root = tmp_path_factory.mktemp('world')
+    make_synthetic_dataset(
+        str(root),
+        splits={'test': 3},
+        novel_videos=0,
+        frames_per_video=8,
+        image_size=(48, 48),
+        seed=5,
+        progress=False)
+    return root

@@ -5,32 +5,17 @@ import json
 import pytest
 import torch
 
-from mmtrackgen.datasets.synthetic import make_synthetic_dataset
 from mmtrackgen.evaluation import load_feature_network
 from tools.evaluate_generated import main
-
-
-@pytest.fixture(scope='module')
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp('world')
-    make_synthetic_dataset(
-        str(root),
-        splits={'test': 3},
-        novel_videos=0,
-        frames_per_video=8,
-        image_size=(48, 48),
-        seed=5,
-        progress=False)
-    return root
 
 
 def evaluate(ann, prefix, *extra):
     return main(['--ann', str(ann), '--img-prefix', str(prefix), *extra])
 
 
-def test_real_clips_score_high_and_shifted_tracklets_lower(world, tmp_path):
-    ann = world / 'annotations' / 'test_cocoformat.json'
-    report = evaluate(ann, world / 'test', '--out', str(tmp_path / 'report.json'))
+def test_real_clips_score_high_and_shifted_tracklets_lower(test_world, tmp_path):
+    ann = test_world / 'annotations' / 'test_cocoformat.json'
+    report = evaluate(ann, test_world / 'test', '--out', str(tmp_path / 'report.json'))
     assert json.loads((tmp_path / 'report.json').read_text())['videos'] == 3
     assert report['alignment']['iou50'] > 0.7
     assert report['appearance']['appearance_consistency'] > 0.7
@@ -41,28 +26,28 @@ def test_real_clips_score_high_and_shifted_tracklets_lower(world, tmp_path):
         a['bbox'][0] = max(0.0, a['bbox'][0] - 12)  # a quarter of the frame to the left
     shifted_ann = tmp_path / 'shifted.json'
     shifted_ann.write_text(json.dumps(shifted))
-    worse = evaluate(shifted_ann, world / 'test')
+    worse = evaluate(shifted_ann, test_world / 'test')
     assert worse['alignment']['iou50'] < report['alignment']['iou50'] - 0.3
     assert worse['identity']['IDF1'] < report['identity']['IDF1']
     assert worse['track_ap']['TrackAP50'] < report['track_ap']['TrackAP50']
 
 
-def test_fvd_of_a_dataset_against_itself_is_zero(world, tmp_path):
+def test_fvd_of_a_dataset_against_itself_is_zero(test_world, tmp_path):
     weights = tmp_path / 'i3d.pt'
     torch.save(load_feature_network('i3d', None, random_init_seed=0).state_dict(), weights)
-    ann = world / 'annotations' / 'test_cocoformat.json'
-    report = evaluate(ann, world / 'test', '--reference-ann', str(ann), '--reference-prefix',
-                      str(world / 'test'), '--fvd-weights', str(weights))
+    ann = test_world / 'annotations' / 'test_cocoformat.json'
+    report = evaluate(ann, test_world / 'test', '--reference-ann', str(ann), '--reference-prefix',
+                      str(test_world / 'test'), '--fvd-weights', str(weights))
     assert report['fvd']['num_real'] == report['fvd']['num_fake'] == 3
     assert report['fvd']['fvd'] == pytest.approx(0, abs=1e-3)
 
 
-def test_missing_frames_and_weights_are_named(world, tmp_path, capsys):
-    ann = world / 'annotations' / 'test_cocoformat.json'
+def test_missing_frames_and_weights_are_named(test_world, tmp_path, capsys):
+    ann = test_world / 'annotations' / 'test_cocoformat.json'
     with pytest.raises(SystemExit) as e:
         evaluate(ann, tmp_path)
     assert e.value.code == 2 and 'does not exist' in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        evaluate(ann, world / 'test', '--reference-ann', str(ann), '--reference-prefix',
-                 str(world / 'test'), '--fvd-weights', str(tmp_path / 'none.pt'))
+        evaluate(ann, test_world / 'test', '--reference-ann', str(ann), '--reference-prefix',
+                 str(test_world / 'test'), '--fvd-weights', str(tmp_path / 'none.pt'))
     assert 'none.pt' in capsys.readouterr().err
