@@ -27,18 +27,15 @@ import argparse
 import copy
 import json
 import os.path as osp
-import sys
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
-
-from mmtrackgen.models.generators.tracklet_unet3d import CHECKPOINTED_MODULES  # noqa: E402
-from mmtrackgen.registry import MODELS  # noqa: E402
-from mmtrackgen.utils import exit_with_error, load_config  # noqa: E402
+from mmtrackgen.models.generators.tracklet_unet3d import CHECKPOINTED_MODULES
+from mmtrackgen.registry import MODELS
+from mmtrackgen.utils import exit_with_error, load_config
 
 GB = 1e9
 # The published UNets, from their unet/config.json:
@@ -399,16 +396,16 @@ def table(results):
     return '\n'.join(lines)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Estimate training memory per GPU')
     parser.add_argument('configs', nargs='+', help='config file(s)')
     parser.add_argument('--batch-size', type=int, default=1, help='clips per GPU')
     parser.add_argument('--json', help='write the estimates here')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     try:
         results = [estimate(load_config(path), args.batch_size) for path in args.configs]
     except (FileNotFoundError, ValueError) as e:

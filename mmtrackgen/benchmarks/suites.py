@@ -31,9 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, ROOT)
+# The source checkout: the suites read its configs/ and tests/data/ (benchmarks run from a clone).
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 SUITES = ('conditioning', 'scaling', 'sampling', 'pipeline', 'efficiency', 'recipe')
 SCHEMA_VERSION = 1
@@ -292,12 +291,9 @@ def to_plain(obj):
 
 
 def memory_model():
-    """tools/analysis/memory_model.py: its stand-ins for pretrained folders and its estimate."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'memory_model', osp.join(ROOT, 'tools', 'analysis', 'memory_model.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """The memory model (:mod:`mmtrackgen.benchmarks.memory_model`): its stand-ins for
+    pretrained folders and its estimate."""
+    from . import memory_model as module
     return module
 
 

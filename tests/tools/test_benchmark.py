@@ -11,7 +11,7 @@ import torch
 from mmtrackgen.datasets.synthetic import make_synthetic_dataset
 from mmtrackgen.registry import MODELS
 from mmtrackgen.utils import load_config
-from tools.benchmark import ROOT, Bench, BenchmarkError, main
+from mmtrackgen.benchmarks.suites import ROOT, Bench, BenchmarkError, main
 
 STATS = {'median', 'p25', 'p75', 'min', 'max', 'n', 'values'}
 
@@ -186,7 +186,7 @@ def test_recipe(tmp_path):
         assert is_stats(result['training'][key])
     memory = result['memory']
     assert memory['peak_allocated_bytes'] > memory['state_bytes'] > 0
-    from tools.benchmark import memory_model
+    from mmtrackgen.benchmarks.suites import memory_model
     estimate = memory_model().estimate(micro, 2)['bytes']
     assert memory['estimate_bytes'] == estimate['total_plain'] - estimate['ema']
     assert memory['measured_over_estimate'] == pytest.approx(memory['peak_allocated_bytes'] /
@@ -201,7 +201,7 @@ def test_recipe(tmp_path):
 def test_full_size_is_the_published_unet_on_any_machine():
     """--size full needs no pretrained folder: the ModelScope architecture stands in."""
     from mmtrackgen.models.generators.tracklet_unet3d import TrackletUNet3D
-    from tools.benchmark import SIZES, model_configs
+    from mmtrackgen.benchmarks.suites import SIZES, model_configs
     _, generator, encoder = model_configs(SIZES['full'])
     assert generator['block_out_channels'] == (320, 640, 1280, 1280)
     assert generator['sample_size'] == (40, 60)

@@ -1,5 +1,5 @@
-"""tools/analysis/memory_model.py on the micro config, and the full-size configs on meta."""
-import importlib.util
+"""The memory model (tools/analysis/memory_model.py) on the micro config, and the full-size
+configs on meta."""
 import json
 import subprocess
 import sys
@@ -18,10 +18,7 @@ FULL_SIZE = ('ytvis', 'mot17', 'got10k', 'ytvis_sd15')
 
 
 def memory_model():
-    spec = importlib.util.spec_from_file_location('memory_model',
-                                                  ROOT / 'tools/analysis/memory_model.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from mmtrackgen.benchmarks import memory_model as module
     return module
 
 
